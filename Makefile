@@ -1,0 +1,38 @@
+# The README's commands. Each target sets up its own virtual environment first (pinned, ~1-2 min once).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+RECSYS_HOME ?= $(CURDIR)/.recsys
+export RECSYS_HOME
+export DAGSTER_HOME := $(RECSYS_HOME)/dagster_home
+
+.PHONY: setup demo test dev bench serve clean
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(VENV)/bin/recsys-platform demo
+
+test: setup
+	$(PY) -m pytest -n 2 -q
+
+bench: setup
+	$(PY) -m bench.run
+
+dev: setup
+	mkdir -p $(DAGSTER_HOME)
+	cp -n dagster.yaml $(DAGSTER_HOME)/dagster.yaml 2>/dev/null || true
+	DAGSTER_DISABLE_TELEMETRY=1 $(VENV)/bin/dagster dev -w workspace.yaml
+
+serve: setup
+	$(VENV)/bin/recsys-platform serve --host 127.0.0.1 --port 8765
+
+clean:
+	rm -rf $(RECSYS_HOME)

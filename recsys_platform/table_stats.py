@@ -1,0 +1,106 @@
+"""Row counts, null counts and previews of a partition range: the numbers every materialization and
+check reports. Statements are built with sqlglot from validated identifiers; values are bound."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from dagster import MetadataValue
+from sqlglot import exp
+
+from recsys_platform.resources.warehouse import Warehouse, validate_identifier
+
+PREVIEW_ROWS = 10
+
+
+@dataclass(frozen=True)
+class PartitionRange:
+    first_day: dt.date
+    last_day: dt.date
+
+    @property
+    def params(self) -> dict:
+        return {"first_day": self.first_day, "last_day": self.last_day}
+
+    @property
+    def days(self) -> list[dt.date]:
+        n = (self.last_day - self.first_day).days + 1
+        return [self.first_day + dt.timedelta(days=i) for i in range(n)]
+
+    @property
+    def label(self) -> str:
+        if self.first_day == self.last_day:
+            return self.first_day.isoformat()
+        return f"{self.first_day.isoformat()}..{self.last_day.isoformat()}"
+
+
+def partition_range(context) -> PartitionRange:
+    """The property-local days of the run's partition (or backfill range)."""
+    window = context.partition_time_window
+    return PartitionRange(window.start.date(), (window.end - dt.timedelta(days=1)).date())
+
+
+def _in_range(table: str, date_column: str) -> exp.Select:
+    return (
+        exp.select()
+        .from_(exp.table_(validate_identifier(table, "table"), db="recsys"))
+        .where(
+            exp.column(validate_identifier(date_column, "column")).between(
+                exp.Placeholder(this="first_day"), exp.Placeholder(this="last_day")
+            )
+        )
+    )
+
+
+def null_counts(
+    warehouse: Warehouse, table: str, columns: Sequence[str], days: PartitionRange, date_column: str = "event_date"
+) -> dict[str, int]:
+    """{"rows": n, "<column>_nulls": n, ...} for the range."""
+    select = _in_range(table, date_column).select(exp.alias_(exp.Count(this=exp.Star()), "rows"))
+    for column in columns:
+        validate_identifier(column, "column")
+        select = select.select(
+            exp.alias_(exp.func("COUNTIF", exp.column(column).is_(exp.null())), f"{column}_nulls")
+        )
+    row = warehouse.query(_bigquery(select), days.params).to_pylist()[0]
+    return {k: int(v or 0) for k, v in row.items()}
+
+
+def rows_per_day(warehouse: Warehouse, table: str, days: PartitionRange, date_column: str = "event_date") -> dict[str, int]:
+    column = exp.column(validate_identifier(date_column, "column"))
+    select = (
+        _in_range(table, date_column)
+        .select(exp.alias_(column, "day"), exp.alias_(exp.Count(this=exp.Star()), "rows"))
+        .group_by(column)
+    )
+    counts = {str(r["day"]): int(r["rows"]) for r in warehouse.query(_bigquery(select), days.params).to_pylist()}
+    return {day.isoformat(): counts.get(day.isoformat(), 0) for day in days.days}
+
+
+def preview(warehouse: Warehouse, table: str, columns: Sequence[str], days: PartitionRange,
+            order_by: str, date_column: str = "event_date") -> MetadataValue:
+    select = _in_range(table, date_column).select(
+        *[exp.column(validate_identifier(c, "column")) for c in columns]
+    ).order_by(exp.column(validate_identifier(order_by, "column"))).limit(PREVIEW_ROWS)
+    rows = warehouse.query(_bigquery(select), days.params).to_pylist()
+    return MetadataValue.md(markdown_table(rows, columns))
+
+
+def markdown_table(rows: list[dict], columns: Sequence[str]) -> str:
+    if not rows:
+        return "_no rows_"
+    head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
+    body = "\n".join("| " + " | ".join(_cell(r.get(c)) for c in columns) + " |" for r in rows)
+    return head + body
+
+
+def _cell(value) -> str:
+    text = "" if value is None else str(value)
+    return text.replace("|", "\\|")[:60]
+
+
+def _bigquery(select: exp.Expression) -> str:
+    # Placeholders render as @name in BigQuery's dialect.
+    return select.sql("bigquery")

@@ -1,6 +1,7 @@
 -- ga4_events: the GA4 export's daily shards merged into one table partitioned by event_date.
 -- One row per event: exact re-deliveries (same event identity) are collapsed to one deterministic copy.
--- Event identity (as dbt-ga4 documents it): stream, pseudo user, timestamp, name, session and params.
+-- Event identity: stream, pseudo user, microsecond timestamp, name, session and page. A re-delivered
+-- event repeats all of them; two real events never share them all (GA4 timestamps are microseconds).
 -- Rows that cannot be an event (no timestamp, name or pseudo user id) are dropped; ga4_events_drops.sql
 -- counts them so the materialization reports what was dropped and why.
 WITH shard_events AS (
@@ -37,7 +38,7 @@ keyed AS (
     *,
     TO_HEX(MD5(CONCAT(
       IFNULL(stream_id, ''), '|', user_pseudo_id, '|', CAST(event_timestamp AS STRING), '|', event_name, '|',
-      IFNULL(CAST(ga_session_id AS STRING), ''), '|', IFNULL(TO_JSON_STRING(event_params), '')
+      IFNULL(CAST(ga_session_id AS STRING), ''), '|', IFNULL(page_location, '')
     ))) AS event_key
   FROM shard_events
 )
@@ -46,5 +47,6 @@ FROM keyed
 WHERE event_date BETWEEN @first_day AND @last_day
 QUALIFY ROW_NUMBER() OVER (
   PARTITION BY event_key
-  ORDER BY event_bundle_sequence_id, event_server_timestamp_offset, TO_JSON_STRING(items)
+  -- Which copy survives is fixed: the first delivered (lowest bundle, then smallest server offset).
+  ORDER BY event_bundle_sequence_id, event_server_timestamp_offset, source_shard
 ) = 1

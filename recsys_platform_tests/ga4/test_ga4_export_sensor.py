@@ -1,0 +1,70 @@
+"""ga4_export_sensor evaluated tick by tick with build_sensor_context."""
+
+import datetime as dt
+import json
+
+from dagster import DagsterInstance, SkipReason, build_sensor_context
+
+from recsys_platform.ga4.sensors import ga4_export_sensor
+from recsys_platform_tests.ga4_fixtures import event, write_shard
+
+FIRST = dt.date(2026, 2, 1)
+
+
+def tick(warehouse, cursor=None):
+    context = build_sensor_context(instance=DagsterInstance.ephemeral(), cursor=cursor,
+                                   resources={"warehouse": warehouse})
+    return ga4_export_sensor(context)
+
+
+def write_days(export_db, days: int):
+    for i in range(days):
+        day = FIRST + dt.timedelta(days=i)
+        write_shard(export_db, day, [event(day, 10, "view_item", f"p{i}", items=[{"item_id": "A"}])])
+
+
+def test_new_shards_request_one_run_each_and_report_the_export(warehouse, recsys_home):
+    write_days(recsys_home / "ga4_export.duckdb", 30)
+    result = tick(warehouse)
+    assert len(result.run_requests) == 30
+    keys = sorted(r.partition_key for r in result.run_requests)
+    assert keys[0] == "2026-02-01" and keys[-1] == "2026-03-02"
+    assert len({r.run_key for r in result.run_requests}) == 30
+    assert all(r.run_key.startswith(r.partition_key + "@") for r in result.run_requests)
+    reported = sorted(e.partition for e in result.asset_events)
+    assert reported == keys and all(e.asset_key.to_user_string() == "ga4_export" for e in result.asset_events)
+    assert len(json.loads(result.cursor)) == 30
+
+
+def test_unchanged_shards_request_nothing(warehouse, recsys_home):
+    write_days(recsys_home / "ga4_export.duckdb", 5)
+    first = tick(warehouse)
+    again = tick(warehouse, cursor=first.cursor)
+    assert isinstance(again, SkipReason)
+
+
+def test_reexported_shard_is_requested_again_with_a_new_run_key(warehouse, recsys_home):
+    export_db = recsys_home / "ga4_export.duckdb"
+    write_days(export_db, 5)
+    first = tick(warehouse)
+    day = FIRST + dt.timedelta(days=3)
+    write_shard(export_db, day, [event(day, 10, "view_item", "p3", items=[{"item_id": "A"}]),
+                                 event(day, 23, "view_item", "late", items=[{"item_id": "B"}])])
+    second = tick(warehouse, cursor=first.cursor)
+    [request] = second.run_requests
+    assert request.partition_key == day.isoformat()
+    assert request.tags["recsys/shard_change"] == "rewritten"
+    old_key = next(r.run_key for r in first.run_requests if r.partition_key == day.isoformat())
+    assert request.run_key != old_key
+    [report] = second.asset_events
+    assert report.metadata["dagster/row_count"].value == 2
+
+
+def test_shards_outside_the_partitions_are_ignored(warehouse, recsys_home):
+    old = dt.date(2020, 1, 1)
+    write_shard(recsys_home / "ga4_export.duckdb", old, [event(old, 10, "view_item", "p", items=[])])
+    assert isinstance(tick(warehouse), SkipReason)
+
+
+def test_no_export_yet_is_a_skip(warehouse):
+    assert isinstance(tick(warehouse), SkipReason)

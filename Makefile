@@ -10,15 +10,19 @@ export DAGSTER_HOME := $(RECSYS_HOME)/dagster_home
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.lock
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
 setup: $(VENV)/.installed
 
-demo: setup
-	$(VENV)/bin/recsys-platform demo
+# The Dagster instance of the embedded default: runs of `make demo` show up in `make dev`.
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $@
+
+demo: setup $(DAGSTER_HOME)/dagster.yaml
+	DAGSTER_DISABLE_TELEMETRY=1 $(VENV)/bin/recsys-platform demo
 
 test: setup
 	$(PY) -m pytest -n 2 -q
@@ -26,10 +30,8 @@ test: setup
 bench: setup
 	$(PY) -m bench.run
 
-dev: setup
-	mkdir -p $(DAGSTER_HOME)
-	cp -n dagster.yaml $(DAGSTER_HOME)/dagster.yaml 2>/dev/null || true
-	DAGSTER_DISABLE_TELEMETRY=1 $(VENV)/bin/dagster dev -w workspace.yaml
+dev: setup $(DAGSTER_HOME)/dagster.yaml
+	DAGSTER_DISABLE_TELEMETRY=1 $(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1
 
 serve: setup
 	$(VENV)/bin/recsys-platform serve --host 127.0.0.1 --port 8765

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dagster import EnvVar
 from dagster_gcp import BigQueryResource
 
+from recsys_platform.resources.lake import build_lake_resource
+from recsys_platform.resources.personalize import build_personalize_resource
 from recsys_platform.resources.warehouse import BigQueryWarehouse, DuckDBWarehouse, Warehouse
 from recsys_platform.settings import ga4_property_id, local_paths, recsys_env
 
@@ -31,5 +33,8 @@ def build_warehouse(env: str) -> Warehouse:
 
 def build_resources(env: str | None = None) -> dict:
     env = env or recsys_env()
-    resources: dict = {"warehouse": build_warehouse(env)}
-    return resources
+    return {
+        "warehouse": build_warehouse(env),
+        "lake": build_lake_resource(env),
+        "personalize": build_personalize_resource(env),
+    }

@@ -1,0 +1,90 @@
+import math
+
+import pytest
+from dagster import DagsterInstance, materialize
+
+from recsys_platform.personalize.campaign import decide, personalize_campaign
+from recsys_platform.personalize.snapshots import (
+    personalize_interactions_csv,
+    personalize_items_csv,
+    personalize_users_csv,
+)
+from recsys_platform.personalize.training import personalize_dataset_import, personalize_solution_version
+from recsys_platform_tests.personalize.conftest import FAST_WAIT
+
+CHAIN = [personalize_interactions_csv, personalize_items_csv, personalize_users_csv, personalize_dataset_import,
+         personalize_solution_version, personalize_campaign]
+
+
+def _config(campaign_only: bool, **campaign):
+    ops = {"personalize_campaign": {"config": {**FAST_WAIT, **campaign}}}
+    if not campaign_only:
+        ops.update({"personalize_dataset_import": {"config": FAST_WAIT},
+                    "personalize_solution_version": {"config": FAST_WAIT}})
+    return {"ops": ops}
+
+
+def _run(instance, day, resources, selection=None, **campaign):
+    result = materialize(CHAIN, instance=instance, partition_key=day, run_config=_config(selection is not None, **campaign),
+                         resources=resources, selection=selection)
+    assert result.success
+    return result.asset_materializations_for_node("personalize_campaign")[0].metadata, result
+
+
+def test_gate_decides_before_the_campaign_moves(warehouse, lake, personalize):
+    instance = DagsterInstance.ephemeral()
+    resources = {"warehouse": warehouse, "lake": lake, "personalize": personalize}
+    first, result = _run(instance, "2026-02-27", resources)
+    first_version = result.asset_materializations_for_node("personalize_solution_version")[0].metadata[
+        "solution_version_arn"].value
+    assert first["decision"].value.startswith("first deployment")
+    assert first["serving_solution_version_arn"].value == first_version
+
+    held, result = _run(instance, "2026-02-28", resources, override="hold")
+    challenger = result.asset_materializations_for_node("personalize_solution_version")[0].metadata[
+        "solution_version_arn"].value
+    assert challenger != first_version
+    assert held["decision"].value == "operator override: hold" and held["promoted"].value is False
+    assert held["serving_solution_version_arn"].value == first_version
+    metric = held["gate_metric"].value
+    assert held["challenger_users_scored"].value == held["champion_users_scored"].value > 0
+    assert 0 <= held[f"challenger_{metric}"].value <= 1 and 0 <= held[f"champion_{metric}"].value <= 1
+    assert "| normalized_discounted_cumulative_gain_at_25 |" in held["holdout_scores"].value
+
+    # Batch inference output for both versions landed in the lake.
+    assert len([k for k in lake.list("personalize/batch-inference/") if k.endswith(".out")]) == 2
+
+    promoted, _ = _run(instance, "2026-02-28", resources, selection=[personalize_campaign.key], tolerance=1.0)
+    assert promoted["promoted"].value is True and promoted["decision"].value.startswith("promote")
+    assert promoted["serving_solution_version_arn"].value == challenger
+    # The re-run resumed both batch inference jobs instead of starting new ones.
+    assert len([k for k in lake.list("personalize/batch-inference/") if k.endswith(".out")]) == 2
+    campaign = personalize.get_client().describe_campaign(campaignArn=promoted["campaign_arn"].value)["campaign"]
+    assert campaign["solutionVersionArn"] == challenger
+
+    again, _ = _run(instance, "2026-02-28", resources, selection=[personalize_campaign.key])
+    assert again["decision"].value == "the campaign already serves this version"
+
+    # What a shop's app does next: recommendations from the campaign through boto3.
+    items = personalize.get_runtime_client().get_recommendations(
+        campaignArn=promoted["campaign_arn"].value, userId="u1", numResults=5)["itemList"]
+    assert len(items) == 5 and all(item["itemId"].startswith("i") for item in items)
+
+
+def test_decide():
+    assert decide(0.30, 0.31, tolerance=0.02).promote
+    assert decide(0.31, 0.30, tolerance=0.0).promote
+    held = decide(0.25, 0.31, tolerance=0.02)
+    assert not held.promote and held.reason.startswith("hold: challenger < champion - tolerance (challenger 0.2500")
+    # With the paired interval: a drop is held only when the whole interval is below -tolerance.
+    assert decide(0.25, 0.31, tolerance=0.02, difference_upper=0.01).promote
+    assert decide(0.25, 0.31, tolerance=0.02, difference_upper=-0.015).promote
+    confident = decide(0.25, 0.31, tolerance=0.02, difference_upper=-0.03)
+    assert not confident.promote and confident.reason.startswith("hold: challenger worse with 95% confidence")
+    assert decide(0.25, 0.31, tolerance=0.02, override="promote").promote
+    assert not decide(0.40, 0.31, tolerance=0.02, override="hold").promote
+    assert not decide(math.nan, 0.31, tolerance=0.02).promote
+    with pytest.raises(ValueError, match="tolerance"):
+        decide(0.3, 0.3, tolerance=-1)
+    with pytest.raises(ValueError, match="override"):
+        decide(0.3, 0.3, tolerance=0, override="maybe")

@@ -1,0 +1,26 @@
+from dagster import DagsterInstance, Definitions
+
+import recsys_platform.personalize as chain
+from recsys_platform.personalize.demo import run_personalize_demo
+from recsys_platform.resources.lake import build_lake_resource
+from recsys_platform.resources.personalize import build_personalize_resource
+from recsys_platform_tests.personalize.conftest import TRAINING_DATE, fill_warehouse, synthetic_interactions
+
+
+def test_demo_prints_chain_recommendations_and_the_v1_v2_table(recsys_home, capsys):
+    import datetime as dt
+
+    warehouse = fill_warehouse(recsys_home, synthetic_interactions(n_users=150, n_events=9000, seed=3))
+    defs = Definitions(
+        assets=chain.assets, jobs=chain.jobs, schedules=chain.schedules,
+        resources={"warehouse": warehouse, "lake": build_lake_resource("local"),
+                   "personalize": build_personalize_resource("local")},
+    )
+    code = run_personalize_demo(defs, DagsterInstance.ephemeral(), dt.date.fromisoformat(TRAINING_DATE))
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "snapshot interactions" in out and "normalized_discounted_cumulative_gain_at_25" in out
+    assert "campaign: first deployment" in out
+    recommendation_lines = [line for line in out.splitlines() if line.startswith("  u") and " ms]" in line]
+    assert len(recommendation_lines) == 3 and all(len(line.split(":")[1].split()) >= 10 for line in recommendation_lines)
+    assert "| Metric | Ver1 (purchases only) | Ver2 (all events) | Change |" in out

@@ -1,0 +1,151 @@
+from dagster import DagsterInstance, materialize
+
+from recsys_platform.personalize.snapshots import (
+    personalize_interactions_csv,
+    personalize_items_csv,
+    personalize_users_csv,
+)
+from recsys_platform.personalize.training import personalize_dataset_import, personalize_solution_version
+from recsys_platform_tests.personalize.conftest import FAST_WAIT, TRAINING_DATE  # noqa: F401
+
+SNAPSHOTS = [personalize_interactions_csv, personalize_items_csv, personalize_users_csv]
+METRIC_KEYS = {
+    "coverage", "mean_reciprocal_rank_at_25", "normalized_discounted_cumulative_gain_at_5",
+    "normalized_discounted_cumulative_gain_at_10", "normalized_discounted_cumulative_gain_at_25",
+    "precision_at_5", "precision_at_10", "precision_at_25",
+}
+CHAIN_CONFIG = {"ops": {"personalize_dataset_import": {"config": FAST_WAIT},
+                        "personalize_solution_version": {"config": FAST_WAIT}}}
+
+
+def _failure_message(result) -> str:
+    """The step failure's message with its causes (Dagster wraps the exception the asset raised)."""
+    error = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE").event_specific_data.error
+    messages = []
+    while error is not None:
+        messages.append(error.message)
+        error = error.cause
+    return "\n".join(messages)
+
+
+def _run(assets, instance, warehouse, lake, personalize, selection=None):
+    result = materialize(
+        assets, instance=instance, partition_key=TRAINING_DATE, run_config=CHAIN_CONFIG, selection=selection,
+        resources={"warehouse": warehouse, "lake": lake, "personalize": personalize},
+    )
+    assert result.success
+    return result
+
+
+def test_import_and_training_then_rerun_resumes_instead_of_duplicating(warehouse, lake, personalize):
+    instance = DagsterInstance.ephemeral()
+    assets = [*SNAPSHOTS, personalize_dataset_import, personalize_solution_version]
+    first = _run(assets, instance, warehouse, lake, personalize)
+    imported = first.asset_materializations_for_node("personalize_dataset_import")[0].metadata
+    snapshot_uri = first.asset_materializations_for_node("personalize_interactions_csv")[0].metadata["uri"].value
+    assert imported["interactions_data_location"].value == snapshot_uri
+    assert imported["interactions_resumed"].value is False
+    version = first.asset_materializations_for_node("personalize_solution_version")[0].metadata
+    assert version["name"].value == "recsys-20260228" and version["resumed"].value is False
+    assert METRIC_KEYS <= set(version)
+    assert 0 < version["coverage"].value <= 1
+
+    # Re-executing the two chain steps for the same day finds the day's jobs and waits on them.
+    second = _run([personalize_dataset_import, personalize_solution_version], instance, warehouse, lake, personalize)
+    reimported = second.asset_materializations_for_node("personalize_dataset_import")[0].metadata
+    assert reimported["interactions_job_arn"].value == imported["interactions_job_arn"].value
+    assert reimported["interactions_resumed"].value is True
+    again = second.asset_materializations_for_node("personalize_solution_version")[0].metadata
+    assert again["solution_version_arn"].value == version["solution_version_arn"].value
+    assert again["resumed"].value is True
+
+    client = personalize.get_client()
+    dataset_arn = client.describe_dataset_import_job(
+        datasetImportJobArn=imported["interactions_job_arn"].value)["datasetImportJob"]["datasetArn"]
+    assert len(client.list_dataset_import_jobs(datasetArn=dataset_arn)["datasetImportJobs"]) == 1
+    solution_arn = client.describe_solution_version(
+        solutionVersionArn=version["solution_version_arn"].value)["solutionVersion"]["solutionArn"]
+    assert len(client.list_solution_versions(solutionArn=solution_arn)["solutionVersions"]) == 1
+
+
+def test_failed_training_surfaces_its_reason_and_the_next_attempt_gets_a_new_name(recsys_home, lake, personalize):
+    from recsys_platform_tests.personalize.conftest import fill_warehouse, synthetic_interactions
+
+    # Too little data: the blocking minimums check stops the chain before the import ...
+    small = fill_warehouse(recsys_home / "small", synthetic_interactions(n_users=20, n_events=300))
+    instance = DagsterInstance.ephemeral()
+    assets = [*SNAPSHOTS, personalize_dataset_import, personalize_solution_version]
+    blocked = materialize(assets, instance=instance, partition_key=TRAINING_DATE, run_config=CHAIN_CONFIG,
+                          resources={"warehouse": small, "lake": lake, "personalize": personalize},
+                          raise_on_error=False)
+    assert not blocked.success
+    assert not blocked.asset_materializations_for_node("personalize_dataset_import")
+
+    # ... and if an operator pushes on anyway, Personalize's training fails and the step says why.
+    forced = materialize([personalize_dataset_import, personalize_solution_version], instance=instance,
+                         partition_key=TRAINING_DATE, run_config=CHAIN_CONFIG, raise_on_error=False,
+                         resources={"warehouse": small, "lake": lake, "personalize": personalize})
+    assert not forced.success
+    message = _failure_message(forced)
+    assert "solution version recsys-20260228 ended CREATE FAILED" in message
+    assert "Insufficient training data" in message
+
+    retried = materialize([personalize_solution_version], instance=instance, partition_key=TRAINING_DATE,
+                          run_config={"ops": {"personalize_solution_version": {"config": FAST_WAIT}}},
+                          raise_on_error=False, resources={"warehouse": small, "lake": lake, "personalize": personalize})
+    message = _failure_message(retried)
+    assert "solution version recsys-20260228-a2 ended CREATE FAILED" in message
+
+
+def test_deadline_fails_cleanly_and_a_retry_resumes_the_same_training(warehouse, lake, personalize):
+    instance = DagsterInstance.ephemeral()
+    resources = {"warehouse": warehouse, "lake": lake, "personalize": personalize}
+    incremental = {"ops": {"personalize_dataset_import": {"config": {**FAST_WAIT, "import_mode": "INCREMENTAL"}}}}
+    imported = materialize([*SNAPSHOTS, personalize_dataset_import], instance=instance, partition_key=TRAINING_DATE,
+                           resources=resources, run_config=incremental)
+    job_arn = imported.asset_materializations_for_node("personalize_dataset_import")[0].metadata[
+        "interactions_job_arn"].value
+    client = personalize.get_client()
+    assert client.describe_dataset_import_job(datasetImportJobArn=job_arn)["datasetImportJob"]["importMode"] == \
+        "INCREMENTAL"
+
+    impatient = {"ops": {"personalize_solution_version": {"config": {"poll_seconds": 0.01, "deadline_seconds": 0}}}}
+    timed_out = materialize([personalize_solution_version], instance=instance, partition_key=TRAINING_DATE,
+                            resources=resources, run_config=impatient, raise_on_error=False)
+    assert not timed_out.success
+    message = _failure_message(timed_out)
+    assert "solution version recsys-20260228 still CREATE" in message and "a retry of this step resumes" in message
+
+    retried = materialize([personalize_solution_version], instance=instance, partition_key=TRAINING_DATE,
+                          resources=resources, run_config={"ops": {"personalize_solution_version": {"config": FAST_WAIT}}})
+    version = retried.asset_materializations_for_node("personalize_solution_version")[0].metadata
+    assert version["name"].value == "recsys-20260228" and version["resumed"].value is True
+
+
+def test_cancelled_training_is_stopped_in_personalize(warehouse, lake, personalize, monkeypatch):
+    from dagster import DagsterExecutionInterruptedError, build_asset_context
+
+    from recsys_platform.personalize.bootstrap import bootstrap
+    from recsys_platform.personalize.config import load_setup
+    from recsys_platform.personalize.waiting import WaitPolicy
+    from recsys_platform.personalize.training import train_solution_version
+
+    client = personalize.get_client()
+    arns = bootstrap(client, load_setup(), WaitPolicy(0.05, 60))
+    describe = client.describe_solution_version
+
+    def cancelled_while_waiting(**kwargs):
+        describe(**kwargs)
+        raise DagsterExecutionInterruptedError()  # what Dagster raises in a step when the run is cancelled
+
+    monkeypatch.setattr(client, "describe_solution_version", cancelled_while_waiting)
+    try:
+        train_solution_version(build_asset_context(), client, arns.solution_arn, "recsys-20260228", "FULL",
+                               WaitPolicy(0.05, 60))
+        raise AssertionError("the interruption must propagate")
+    except DagsterExecutionInterruptedError:
+        pass
+    monkeypatch.undo()
+    versions = client.list_solution_versions(solutionArn=arns.solution_arn)["solutionVersions"]
+    assert len(versions) == 1
+    assert versions[0]["status"] in ("CREATE STOPPING", "CREATE STOPPED")

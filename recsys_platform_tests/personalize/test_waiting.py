@@ -1,0 +1,98 @@
+import pytest
+from dagster import DagsterExecutionInterruptedError
+
+from recsys_platform.personalize.waiting import (
+    PersonalizeJobDeadlineExceeded,
+    PersonalizeJobFailed,
+    WaitPolicy,
+    attempt_name,
+    wait_until_active,
+)
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+def _statuses(*statuses, failure_reason=None):
+    remaining = list(statuses)
+
+    def describe():
+        status = remaining.pop(0) if len(remaining) > 1 else remaining[0]
+        return {"status": status, "failureReason": failure_reason}
+
+    return describe
+
+
+def test_attempt_names_resume_running_jobs_and_retry_after_failure():
+    assert attempt_name("recsys-20260228", {}) == ("recsys-20260228", False)
+    assert attempt_name("recsys-20260228", {"recsys-20260228": "CREATE IN_PROGRESS"}) == ("recsys-20260228", True)
+    assert attempt_name("recsys-20260228", {"recsys-20260228": "ACTIVE"}) == ("recsys-20260228", True)
+    assert attempt_name("recsys-20260228", {"recsys-20260228": "CREATE FAILED"}) == ("recsys-20260228-a2", False)
+    assert attempt_name(
+        "recsys-20260228", {"recsys-20260228": "CREATE FAILED", "recsys-20260228-a2": "CREATE PENDING"}
+    ) == ("recsys-20260228-a2", True)
+    assert attempt_name("recsys-20260228", {"recsys-20260228": "CREATE STOPPED"}) == ("recsys-20260228-a2", False)
+    with pytest.raises(ValueError, match="job name"):
+        attempt_name("bad name!", {})
+
+
+def test_wait_returns_the_active_description_after_polling_with_backoff():
+    clock = FakeClock()
+    seen = []
+    slept = []
+    result = wait_until_active(
+        _statuses("CREATE PENDING", "CREATE IN_PROGRESS", "CREATE IN_PROGRESS", "CREATE IN_PROGRESS",
+                  "CREATE IN_PROGRESS", "ACTIVE"),
+        "solution version x", WaitPolicy(poll_seconds=5, deadline_seconds=100, first_poll_seconds=1),
+        log=seen.append, sleep=lambda s: (slept.append(s), clock.sleep(s)), clock=clock,
+    )
+    assert result["status"] == "ACTIVE"
+    assert slept == [1, 2, 4, 5, 5]  # doubling from the first interval, capped at poll_seconds
+    assert seen == ["solution version x: CREATE PENDING", "solution version x: CREATE IN_PROGRESS",
+                    "solution version x: ACTIVE"]
+
+
+def test_failed_job_raises_with_its_failure_reason():
+    clock = FakeClock()
+    with pytest.raises(PersonalizeJobFailed, match="CREATE FAILED: Not enough interactions with event type purchase"):
+        wait_until_active(
+            _statuses("CREATE IN_PROGRESS", "CREATE FAILED",
+                      failure_reason="Not enough interactions with event type purchase"),
+            "solution version x", WaitPolicy(1, 100), sleep=clock.sleep, clock=clock,
+        )
+
+
+def test_deadline_fails_cleanly_without_stopping_the_job():
+    clock = FakeClock()
+    stopped = []
+    with pytest.raises(PersonalizeJobDeadlineExceeded, match=r"still CREATE IN_PROGRESS after 60s \(deadline 60s\)"):
+        wait_until_active(_statuses("CREATE IN_PROGRESS"), "training",
+                          WaitPolicy(poll_seconds=25, deadline_seconds=60, first_poll_seconds=25),
+                          on_interrupt=lambda: stopped.append(1), sleep=clock.sleep, clock=clock)
+    assert clock.now == 60  # the last sleep is cut to the deadline
+    assert stopped == []
+
+
+def test_cancelled_run_stops_the_remote_job():
+    clock = FakeClock()
+    stopped = []
+    calls = []
+
+    def describe():
+        calls.append(1)
+        if len(calls) == 2:
+            raise DagsterExecutionInterruptedError()
+        return {"status": "CREATE IN_PROGRESS"}
+
+    with pytest.raises(DagsterExecutionInterruptedError):
+        wait_until_active(describe, "training", WaitPolicy(1, 100), on_interrupt=lambda: stopped.append("stop"),
+                          sleep=clock.sleep, clock=clock)
+    assert stopped == ["stop"]

@@ -60,10 +60,12 @@ def run_personalize_demo(defs, instance, training_date: dt.date) -> int:
     """Runs the retraining job and the v1-vs-v2 experiment for `training_date`; prints what they produced."""
     from dagster import AssetKey
 
+    from recsys_platform.demo import QUIET_LOGS
+
     partition = training_date.isoformat()
     started = time.perf_counter()
     result = defs.resolve_job_def("personalize_retraining_job").execute_in_process(
-        instance=instance, partition_key=partition, raise_on_error=False
+        instance=instance, partition_key=partition, raise_on_error=False, run_config=QUIET_LOGS
     )
     if not result.success:
         print(f"personalize_retraining_job for {partition} failed; see the run's events")
@@ -75,7 +77,7 @@ def run_personalize_demo(defs, instance, training_date: dt.date) -> int:
     started = time.perf_counter()
     comparison = defs.resolve_implicit_global_asset_job_def().execute_in_process(
         instance=instance, partition_key=partition, asset_selection=[AssetKey("personalize_model_comparison")],
-        raise_on_error=False,
+        raise_on_error=False, run_config=QUIET_LOGS,
     )
     if not comparison.success:
         print("personalize_model_comparison failed; see the run's events")

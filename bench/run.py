@@ -11,7 +11,6 @@ import json
 import platform
 import sys
 import time
-from pathlib import Path
 
 from recsys_platform.settings import local_paths
 

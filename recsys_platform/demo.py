@@ -8,7 +8,6 @@ $DAGSTER_HOME when it is set, so `make dev` shows them afterwards."""
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import os
 import time

@@ -1,6 +1,5 @@
 """ga4_events: the merged raw table every later GA4 model trusts."""
 
-
 import datetime as dt
 
 from dagster import (

@@ -1,6 +1,5 @@
 """Refined, item-grain GA4 tables: one asset per tracked event of taxonomy.yaml, all built by one SQL."""
 
-
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,

@@ -1,6 +1,5 @@
 """ga4_export_sensor: turns the export's shard listing into runs of the GA4 day job."""
 
-
 import json
 
 from dagster import (

@@ -1,6 +1,5 @@
 """interactions: the day's rows of Personalize's interactions dataset, in the warehouse."""
 
-
 import sqlglot
 from dagster import (
     AssetCheckResult,

@@ -84,6 +84,9 @@ def _print_rows(warehouse, first_day: dt.date, last_day: dt.date) -> None:
             {"first_day": first_day, "last_day": last_day},
         ).to_pylist()[0]["n"]
         print(f"  {table:<22}{n:>12,}")
+    for table in ("items", "users", "orders", "order_items"):
+        n = warehouse.query(f"SELECT COUNT(*) AS n FROM product_db.{table}").to_pylist()[0]["n"]
+        print(f"  {'product_db/' + table:<22}{n:>12,}")
     by_type = warehouse.query(
         "SELECT EVENT_TYPE AS t, COUNT(*) AS n, COUNT(DISTINCT USER_ID) AS users FROM recsys.interactions "
         "WHERE event_date BETWEEN @first_day AND @last_day GROUP BY 1 ORDER BY 2 DESC",

@@ -1,0 +1,25 @@
+"""`recsys-platform demo` (what `make demo` runs), its GA4 half on a small shop."""
+
+import re
+
+from recsys_platform.cli import main
+
+
+def test_demo_simulates_runs_the_ga4_job_and_prints_rows_per_asset(recsys_home, capsys, monkeypatch):
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    assert main(["demo", "--days", "3", "--events-per-day", "3000", "--skip-personalize"]) == 0
+    out = capsys.readouterr().out
+    rows = {m.group(1): int(m.group(2).replace(",", ""))
+            for m in re.finditer(r"^\s+([a-z_/0-9]+)\s+([\d,]+)$", out, re.M)}
+    for asset in ("ga4_events", "ga4_item_views", "ga4_cart_adds", "ga4_purchases", "interactions",
+                  "product_db/items", "product_db/orders"):
+        assert rows[asset] > 0, (asset, out)
+    assert rows["ga4_item_views"] < rows["ga4_events"]
+    assert "ga4_daily_job over" in out and "as one run" in out
+
+
+def test_demo_refuses_a_non_positive_number_of_days(recsys_home):
+    import pytest
+
+    with pytest.raises(SystemExit, match="--days"):
+        main(["demo", "--days", "0"])

@@ -19,12 +19,12 @@ STEPS = ("personalize_interactions_csv", "personalize_items_csv", "personalize_u
 
 
 def _shop(root: Path, users: int, items: int, events: int, seed: int = 7):
-    """Interactions over 30 days (users favour one of 8 item clusters) and the product DB, in DuckDB files."""
-    import duckdb
+    """Interactions over 30 days (users favour one of 8 item clusters, zipf-skewed inside it) and the
+    product DB, in DuckDB files laid out as the chain's tests lay them out."""
     import numpy as np
     import pyarrow as pa
 
-    from recsys_platform.resources.warehouse import DuckDBWarehouse
+    from recsys_platform_tests.personalize.synthetic_shop import fill_warehouse
 
     rng = np.random.default_rng(seed)
     user = rng.integers(0, users, events)
@@ -40,22 +40,7 @@ def _shop(root: Path, users: int, items: int, events: int, seed: int = 7):
         "ITEM_ID": np.char.add("i", item.astype(str)), "TIMESTAMP": stamps.astype("int64"),
         "EVENT_TYPE": kinds, "EVENT_VALUE": rng.uniform(1, 100, events), "source": ["ga4"] * events,
     })
-    root.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(root / "warehouse.duckdb"))
-    con.execute("CREATE SCHEMA recsys")
-    con.register("t", table)
-    con.execute("CREATE TABLE recsys.interactions AS SELECT * FROM t")
-    con.close()
-    con = duckdb.connect(str(root / "product_db.duckdb"))
-    con.execute("CREATE SCHEMA product_db")
-    con.execute(f"""CREATE TABLE product_db.product_db.items AS SELECT 'i' || i AS item_id, 'Item ' || i AS item_name,
-        10.0 + i % 90 AS price, 'c' || (i % 8) AS category_l1, 'd' || (i % 40) AS category_l2, TRUE AS is_available,
-        TIMESTAMP '2025-01-01' AS created_at FROM range({items}) t(i)""")
-    con.execute(f"""CREATE TABLE product_db.product_db.users AS SELECT 'u' || u AS user_id,
-        TIMESTAMP '2025-01-01' AS created_at FROM range({users}) t(u)""")
-    con.close()
-    return DuckDBWarehouse(warehouse_path=str(root / "warehouse.duckdb"), export_path=str(root / "ga4_export.duckdb"),
-                           product_db_path=str(root / "product_db.duckdb"), ga4_property_id="123456789")
+    return fill_warehouse(root, table, n_items=items, n_users=users)
 
 
 def _step_seconds(instance, run_id: str) -> dict[str, float]:

@@ -23,19 +23,9 @@ from recsys_platform.local_personalize import start_in_background
 
 RECIPE = "arn:aws:personalize:::recipe/aws-user-personalization-v2"
 BUCKET = "bench-lake"
-SCHEMA = json.dumps(
-    {
-        "type": "record",
-        "name": "Interactions",
-        "fields": [
-            {"name": "USER_ID", "type": "string"},
-            {"name": "ITEM_ID", "type": "string"},
-            {"name": "TIMESTAMP", "type": "long"},
-            {"name": "EVENT_TYPE", "type": "string"},
-        ],
-        "version": "1.0",
-    }
-)
+# The platform's own interactions schema: the benchmark imports what the pipeline imports.
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SCHEMA_FILE = REPO / "recsys_platform" / "personalize" / "schemas" / "interactions.json"
 
 
 def _write_interactions(path: pathlib.Path, users: int, items: int, per_user: int, seed: int = 0) -> int:
@@ -88,7 +78,8 @@ def run(out_dir: pathlib.Path, quick: bool = False) -> dict:
         )
         personalize = boto3.client("personalize", **options)
         runtime = boto3.client("personalize-runtime", **options)
-        schema = personalize.create_schema(name="bench-interactions", schema=SCHEMA)["schemaArn"]
+        schema_text = SCHEMA_FILE.read_text(encoding="utf-8")
+        schema = personalize.create_schema(name="bench-interactions", schema=schema_text)["schemaArn"]
         group = personalize.create_dataset_group(name="bench")["datasetGroupArn"]
         _wait(lambda: personalize.describe_dataset_group(datasetGroupArn=group), "datasetGroup")
         dataset = personalize.create_dataset(

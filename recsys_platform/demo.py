@@ -47,7 +47,10 @@ def run(args) -> int:
     paths.home.mkdir(parents=True, exist_ok=True)
     yesterday = dt.datetime.now(ZoneInfo(ga4_timezone())).date() - dt.timedelta(days=1)
     first_day = yesterday - dt.timedelta(days=args.days - 1)
-    from recsys_platform.definitions import defs
+    from recsys_platform.definitions import build_definitions
+
+    # Resources resolved now, from this process's RECSYS_HOME (not whatever it was at first import).
+    defs = build_definitions()
 
     print(f"state folder: {paths.home}")
     started = time.perf_counter()

@@ -5,8 +5,16 @@ import re
 from recsys_platform.cli import main
 
 
-def test_demo_simulates_runs_the_ga4_job_and_prints_rows_per_asset(recsys_home, capsys, monkeypatch):
+def test_demo_simulates_runs_the_ga4_job_and_prints_rows_per_asset(recsys_home, tmp_path, capsys, monkeypatch):
+    import importlib
+
+    import recsys_platform.definitions
+
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    # The module-level definitions were resolved for another state folder: the demo must not use them.
+    monkeypatch.setenv("RECSYS_HOME", str(tmp_path / "elsewhere"))
+    importlib.reload(recsys_platform.definitions)
+    monkeypatch.setenv("RECSYS_HOME", str(recsys_home))
     assert main(["demo", "--days", "3", "--events-per-day", "3000", "--skip-personalize"]) == 0
     out = capsys.readouterr().out
     rows = {m.group(1): int(m.group(2).replace(",", ""))

@@ -85,7 +85,8 @@ def check_schema_fits_dataset_type(fields: list[SchemaField], dataset_type: str)
         field = by_name.get(required)
         if field is None:
             raise InvalidInputException(f"a {dataset_type} schema must have the field {required}")
-        if field.avro_type not in (avro_type, "int" if avro_type == "long" else avro_type) or field.nullable:
+        accepted = ("long", "int") if avro_type == "long" else (avro_type,)
+        if field.avro_type not in accepted or field.nullable:
             raise InvalidInputException(
                 f"{dataset_type} schema field {required} must be a non-null {avro_type}, "
                 f"got {'nullable ' if field.nullable else ''}{field.avro_type}"

@@ -12,6 +12,8 @@ from recsys_platform.local_personalize.jobs import ACTIVE, JobContext, is_transi
 from recsys_platform.local_personalize.resources import ResourceOperations
 
 MAX_BATCH_RESULTS = 500
+# The service updates ACTIVE and CREATE FAILED campaigns; a failed update may be retried too.
+UPDATABLE = (ACTIVE, "CREATE FAILED", "UPDATE FAILED")
 
 
 class CampaignOperations(ResourceOperations):
@@ -70,9 +72,10 @@ class CampaignOperations(ResourceOperations):
         arn = params["campaignArn"]
         with self.store.locked():
             campaign = self._get("campaign", arn, "campaignArn")
-            if campaign["status"] != ACTIVE and not campaign["status"].startswith("UPDATE FAILED"):
+            if campaign["status"] not in UPDATABLE:
                 raise ResourceInUseException(
-                    f"Campaign {arn} is {campaign['status']}; wait until it is ACTIVE."
+                    f"Campaign {arn} is {campaign['status']}; it can be updated when it is "
+                    f"{' or '.join(UPDATABLE)}."
                 )
             version_arn = params.get("solutionVersionArn") or campaign["solutionVersionArn"]
             self._get_active("solution_version", version_arn, "solutionVersionArn")
@@ -148,13 +151,14 @@ class CampaignOperations(ResourceOperations):
         output_path = job["jobOutput"]["s3DataDestination"]["path"]
         destination = lake.lake_path(self.lake_root, output_path, "jobOutput")
         run_batch_inference(model, source, destination, job["numResults"], context.check)
-        return None
 
     def describe_batch_inference_job(self, params: dict, region: str) -> dict:
         return self._describe("batch_inference_job", params["batchInferenceJobArn"], "batchInferenceJobArn")
 
     def list_batch_inference_jobs(self, params: dict, region: str) -> dict:
         version = params.get("solutionVersionArn")
+        if version:
+            parse_arn(version, "solution", "solutionVersionArn")
         return self._list(
             "batch_inference_job", region, params, lambda r: not version or r["solutionVersionArn"] == version
         )

@@ -30,16 +30,14 @@ def run(args: argparse.Namespace) -> int:
 
     if args.home:
         os.environ["RECSYS_HOME"] = args.home
-    from recsys_platform.local_personalize.server import LocalPersonalize, check_loopback, create_server
+    from recsys_platform.local_personalize.server import LocalPersonalize, create_server
 
-    try:
-        check_loopback(args.host)
-    except ValueError as error:
-        print(f"recsys-platform serve: {error}", file=sys.stderr)
-        return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         server = create_server(host=args.host, port=args.port, step_delay=args.step_delay)
+    except ValueError as error:  # a non-loopback host or an out-of-range option
+        print(f"recsys-platform serve: {error}", file=sys.stderr)
+        return 2
     except OSError as error:  # most often: the port is taken
         print(f"recsys-platform serve: cannot listen on {args.host}:{args.port}: {error}", file=sys.stderr)
         return 1

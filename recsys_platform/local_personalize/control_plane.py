@@ -28,6 +28,7 @@ class ControlPlane(DatasetOperations, SolutionOperations, CampaignOperations):
         step_delay: float = 0.05,
         stale_after: float = 20.0,
         max_concurrent_trainings: int = 20,
+        max_running_jobs: int = 8,
         max_dataset_groups: int = 500,
     ) -> None:
         self.store = store
@@ -48,6 +49,7 @@ class ControlPlane(DatasetOperations, SolutionOperations, CampaignOperations):
             step_delay=step_delay,
             stale_after=stale_after,
             on_status=self._mirror_campaign_update,
+            max_running_jobs=max_running_jobs,
         )
         self.describe_fields = {kind: output_fields(spec[1], spec[2]) for kind, spec in KINDS.items()}
         self.summary_fields = {kind: summary_fields(spec[3], spec[4]) for kind, spec in KINDS.items()}

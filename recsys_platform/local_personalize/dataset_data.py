@@ -6,6 +6,7 @@ an INCREMENTAL import appends to it. Training reads the parts back as an `Intera
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +79,10 @@ def read_validated_csv(paths: list[Path], fields: list[SchemaField]) -> pa.Table
     tables = []
     for path in paths:
         header = _header(path)
+        spellings = Counter(name.upper() for name in header)  # names match case-insensitively
+        repeated = [name for name in header if spellings[name.upper()] > 1]
+        if repeated:
+            raise ImportFailed(f"{path.name}: column(s) {', '.join(repeated)} appear more than once")
         by_upper = {name.upper(): name for name in header}
         field_names = {f.name.upper() for f in fields}
         extra = [name for name in header if name.upper() not in field_names]

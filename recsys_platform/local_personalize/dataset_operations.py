@@ -25,9 +25,6 @@ class DatasetOperations(ResourceOperations):
     # ---- dataset groups --------------------------------------------------------------------------
 
     def create_dataset_group(self, params: dict, region: str) -> dict:
-        groups = [r for r in self.store.all("dataset_group") if r.get("_region") == region]
-        if len(groups) >= self.max_dataset_groups:
-            raise LimitExceededException(f"At most {self.max_dataset_groups} dataset groups per region.")
         arn = make_arn(region, "dataset-group", params["name"])
         record = {
             "name": params["name"],
@@ -35,7 +32,11 @@ class DatasetOperations(ResourceOperations):
             "_region": region,
             **{k: params[k] for k in ("roleArn", "kmsKeyArn", "domain") if params.get(k)},
         }
-        self._create("dataset_group", record)
+        with self.store.locked():  # count and create together, or two servers could both pass the limit
+            groups = [r for r in self.store.all("dataset_group") if r.get("_region") == region]
+            if len(groups) >= self.max_dataset_groups:
+                raise LimitExceededException(f"At most {self.max_dataset_groups} dataset groups per region.")
+            self._create("dataset_group", record)
         return public(record, ("datasetGroupArn", "domain"))
 
     def describe_dataset_group(self, params: dict, region: str) -> dict:

@@ -16,7 +16,6 @@ class ServiceError(Exception):
 
 class ResourceNotFoundException(ServiceError):
     code = "ResourceNotFoundException"
-    http_status = 404
 
 
 class ResourceAlreadyExistsException(ServiceError):

@@ -1,12 +1,13 @@
 """Asynchronous resource creation with Personalize's status lifecycle, safe across processes.
 
 Every resource that has a status is created by a job: `<PHASE> PENDING` -> `<PHASE> IN_PROGRESS` ->
-`ACTIVE` or `<PHASE> FAILED` (with `failureReason`); a stop request moves it through `<PHASE> STOPPING`
-to `<PHASE> STOPPED`. The record names its owner (a server instance); the owner keeps a heartbeat
-file fresh. When an owner disappears (its process died, or it stopped with work unfinished), a live
-server takes the job over -- when it starts, when it describes or lists the resource, or at its
-periodic sweep -- and runs it again from the start, up to `MAX_ATTEMPTS` times, after which the job
-fails with a reason instead of staying in progress.
+`ACTIVE` or `<PHASE> FAILED` (with `failureReason`); a stop request ends it in `<PHASE> STOPPED`,
+through `<PHASE> STOPPING` while its work runs. Each server runs jobs on a fixed number of worker
+threads; the others wait in PENDING. The record names its owner (a server instance); the owner keeps
+a heartbeat file fresh. When an owner disappears (its process died, or it stopped with work
+unfinished), a live server takes the job over -- when it starts, when it describes or lists the
+resource, or at its periodic sweep -- and runs it again from the start, up to `MAX_ATTEMPTS` times,
+after which the job fails with a reason instead of staying in progress.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import contextlib
 import json
 import logging
 import os
+import queue
 import socket
 import threading
 import time
@@ -60,9 +62,7 @@ class JobContext:
     def check(self) -> None:
         """Raise if the job was stopped or taken over, so long work ends at the next safe point."""
         record = self.runner.store.get(self.kind, self.arn)
-        if record is None or record.get("_owner") != self.runner.owner_id or self.runner.closed:
-            raise JobAbandoned(self.arn)
-        if record["status"].endswith(" STOPPING"):
+        if not self.runner.owns(record) or record["status"].endswith(" STOPPING"):
             raise JobAbandoned(self.arn)
 
 
@@ -78,6 +78,7 @@ class JobRunner:
         step_delay: float = 0.05,
         stale_after: float = 20.0,
         on_status: Callable[[str, dict, str], None] | None = None,
+        max_running_jobs: int = 8,
     ) -> None:
         self.store = store
         self.workers = workers
@@ -89,8 +90,18 @@ class JobRunner:
         self.closed = False
         self._owners_dir = store.data_dir("owners")
         self._wake = threading.Event()
-        owner = {"pid": os.getpid(), "hostname": self.hostname}
-        write_json_atomically(self._owner_file(self.owner_id), owner)
+        self._owner = {"pid": os.getpid(), "hostname": self.hostname}
+        write_json_atomically(self._owner_file(self.owner_id), self._owner)
+        # A fixed set of workers bounds the threads (and the trainings' memory) however many jobs are
+        # asked for; a job waiting for a worker stays PENDING, as on the service. Daemon threads, so
+        # a stopping server does not wait for a training to end: another server resumes the job.
+        self._queue: queue.SimpleQueue[tuple[str, str] | None] = queue.SimpleQueue()
+        self._workers = [
+            threading.Thread(target=self._work, name=f"personalize-job-{n}", daemon=True)
+            for n in range(max_running_jobs)
+        ]
+        for worker in self._workers:
+            worker.start()
         self._heartbeat = threading.Thread(target=self._beat, name="personalize-heartbeat", daemon=True)
         self._heartbeat.start()
 
@@ -105,8 +116,13 @@ class JobRunner:
         interval = max(self.stale_after / 4, 0.05)
         beats = 0
         while not self._wake.wait(interval):
-            with contextlib.suppress(FileNotFoundError):
+            try:
                 os.utime(self._owner_file(self.owner_id))
+            except FileNotFoundError:
+                # A peer took this server for dead (its heartbeat stalled) and removed the file; without
+                # it every job this server starts would be taken over again.
+                if not self.closed:
+                    write_json_atomically(self._owner_file(self.owner_id), self._owner)
             beats += 1
             if beats % 4 == 0:
                 try:
@@ -147,6 +163,8 @@ class JobRunner:
         """Stop heartbeating and give up unfinished jobs; another server will take them over."""
         self.closed = True
         self._wake.set()
+        for _ in self._workers:
+            self._queue.put(None)
         with contextlib.suppress(FileNotFoundError):
             self._owner_file(self.owner_id).unlink()
 
@@ -161,35 +179,35 @@ class JobRunner:
         }
 
     def start(self, kind: str, arn: str) -> None:
-        threading.Thread(target=self._run, args=(kind, arn), name=f"personalize-{kind}", daemon=True).start()
+        self._queue.put((kind, arn))
+
+    def _work(self) -> None:
+        while (job := self._queue.get()) is not None and not self.closed:
+            try:
+                self._run(*job)
+            except Exception:  # a worker that ended here would leave later jobs PENDING for good
+                log.exception("job %s: unexpected error", job[1])
+
+    def owns(self, record: dict | None) -> bool:
+        """Whether this server runs the record's job (it may have been taken over, or this server closed)."""
+        return record is not None and record.get("_owner") == self.owner_id and not self.closed
+
+    def _record_status(self, kind: str, record: dict, status: str) -> None:
+        """Store the record with its new status; call under the lock."""
+        record["status"] = status
+        record["lastUpdatedDateTime"] = time.time()
+        self.on_status(kind, record, status)
+        self.store.put(kind, record)
 
     def _set_status(self, kind: str, arn: str, expected: str, status: str, **fields) -> dict:
-        """Move the record from `expected` to `status` if this server still owns it."""
-
-        def change(record: dict) -> None:
-            if record.get("_owner") != self.owner_id or self.closed:
-                raise JobAbandoned(arn)
-            if record["status"].endswith(" STOPPING"):
-                phase = record["_job"]["phase"]
-                record["status"] = status_of(phase, "STOPPED")
-                record["lastUpdatedDateTime"] = time.time()
-                self.on_status(kind, record, record["status"])
-                return
-            if record["status"] != expected:
-                raise JobAbandoned(arn)
-            record.update(fields)
-            record["status"] = status
-            record["lastUpdatedDateTime"] = time.time()
-            self.on_status(kind, record, status)
-
+        """Move the record from `expected` to `status`. JobAbandoned when the job is no longer this
+        server's to move: taken over, or being stopped (`_settle_stop` records that)."""
         with self.store.locked():
             record = self.store.get(kind, arn)
-            if record is None:
+            if not self.owns(record) or record["status"] != expected:
                 raise JobAbandoned(arn)
-            change(record)
-            self.store.put(kind, record)
-        if record["status"].endswith(" STOPPED"):
-            raise JobAbandoned(arn)
+            record.update(fields)
+            self._record_status(kind, record, status)
         return record
 
     def _run(self, kind: str, arn: str) -> None:
@@ -205,13 +223,14 @@ class JobRunner:
             try:
                 apply = self.workers[kind](record, context)
             except (JobFailed, ServiceError) as error:
-                self._fail(kind, arn, in_progress, str(error))
+                self._set_status(kind, arn, in_progress, status_of(phase, "FAILED"), failureReason=str(error))
                 return
             except JobAbandoned:
                 raise
             except Exception as error:  # a bug or an unreadable file: fail the job, never leave it running
                 log.error("job %s failed:\n%s", arn, traceback.format_exc())
-                self._fail(kind, arn, in_progress, f"internal error: {type(error).__name__}: {error}")
+                reason = f"internal error: {type(error).__name__}: {error}"
+                self._set_status(kind, arn, in_progress, status_of(phase, "FAILED"), failureReason=reason)
                 return
             time.sleep(self.step_delay)
             self._finish(kind, arn, in_progress, apply)
@@ -226,53 +245,30 @@ class JobRunner:
         """Work ended early because of a stop request: record that the job stopped."""
         with self.store.locked():
             record = self.store.get(kind, arn)
-            if (
-                record is None
-                or record.get("_owner") != self.owner_id
-                or self.closed
-                or not record["status"].endswith(" STOPPING")
-            ):
-                return
-            record["status"] = status_of(record["_job"]["phase"], "STOPPED")
-            record["lastUpdatedDateTime"] = time.time()
-            self.on_status(kind, record, record["status"])
-            self.store.put(kind, record)
+            if self.owns(record) and record["status"].endswith(" STOPPING"):
+                self._record_status(kind, record, status_of(record["_job"]["phase"], "STOPPED"))
 
     def _fail_if_owned(self, kind: str, arn: str, reason: str) -> None:
         with self.store.locked():
             record = self.store.get(kind, arn)
-            if record is None or record.get("_owner") != self.owner_id or not is_transient(record["status"]):
-                return
-            record["status"] = status_of(record["_job"]["phase"], "FAILED")
-            record["failureReason"] = reason
-            record["lastUpdatedDateTime"] = time.time()
-            self.on_status(kind, record, record["status"])
-            self.store.put(kind, record)
-
-    def _fail(self, kind: str, arn: str, in_progress: str, reason: str) -> None:
-        phase = in_progress.split(" ")[0]
-        self._set_status(kind, arn, in_progress, status_of(phase, "FAILED"), failureReason=reason)
+            if self.owns(record) and is_transient(record["status"]):
+                record["failureReason"] = reason
+                self._record_status(kind, record, status_of(record["_job"]["phase"], "FAILED"))
 
     def _finish(self, kind: str, arn: str, in_progress: str, apply: Callable[[dict], None] | None) -> None:
         with self.store.locked():
             record = self.store.get(kind, arn)
-            if record is None or record.get("_owner") != self.owner_id or self.closed:
-                return
-            if record["status"] != in_progress:
-                self._set_status(kind, arn, in_progress, ACTIVE)  # turns STOPPING into STOPPED
-                return
+            if not self.owns(record) or record["status"] != in_progress:
+                raise JobAbandoned(arn)
             try:
                 if apply is not None:
                     apply(record)
             except JobFailed as error:  # e.g. the dataset was deleted while its import ran
-                record["status"] = status_of(record["_job"]["phase"], "FAILED")
                 record["failureReason"] = str(error)
+                self._record_status(kind, record, status_of(record["_job"]["phase"], "FAILED"))
             else:
-                record["status"] = ACTIVE
                 record.pop("failureReason", None)
-            record["lastUpdatedDateTime"] = time.time()
-            self.on_status(kind, record, record["status"])
-            self.store.put(kind, record)
+                self._record_status(kind, record, ACTIVE)
 
     # ---- recovery --------------------------------------------------------------------------------
 
@@ -302,22 +298,17 @@ class JobRunner:
             job = record.setdefault("_job", {"phase": "CREATE", "attempts": 1})
             phase = job["phase"]
             if record["status"].endswith(" STOPPING"):
-                record["status"] = status_of(phase, "STOPPED")
-                start = False
+                status, start = status_of(phase, "STOPPED"), False
             elif job["attempts"] >= MAX_ATTEMPTS:
-                record["status"] = status_of(phase, "FAILED")
                 record["failureReason"] = (
                     f"the process running this job exited before it finished, {job['attempts']} times"
                 )
-                start = False
+                status, start = status_of(phase, "FAILED"), False
             else:
                 job["attempts"] += 1
-                record["status"] = status_of(phase, "PENDING")
                 record["_owner"] = self.owner_id
-                start = True
-            record["lastUpdatedDateTime"] = time.time()
-            self.on_status(kind, record, record["status"])
-            self.store.put(kind, record)
+                status, start = status_of(phase, "PENDING"), True
+            self._record_status(kind, record, status)
         if start and not self.closed:
             log.warning("resuming %s: its previous owner is gone", arn)
             self.start(kind, arn)

@@ -14,10 +14,12 @@ def lake_path(lake_root: Path, uri: str, field: str) -> Path:
     match = _S3_URI.match(uri)
     if not match:
         raise InvalidInputException(f"{field} {uri!r} is not an s3://<bucket>/<key> location")
-    key = match.group(2) or ""
-    if any(part == ".." for part in key.split("/")):
+    parts = (match.group(2) or "").split("/")
+    if ".." in parts:
         raise InvalidInputException(f"{field} {uri!r} must not contain '..'")
-    return Path(lake_root) / match.group(1) / key
+    # Empty parts are dropped: joined as they are, a key starting with '/' would be an absolute path
+    # and point outside the lake.
+    return Path(lake_root, match.group(1), *[part for part in parts if part])
 
 
 def csv_files_at(lake_root: Path, uri: str, field: str) -> list[Path]:

@@ -139,10 +139,8 @@ class ResourceOperations:
     def _in_use_by(self, kind: str, field: str, arn: str) -> list[dict]:
         return [r for r in self.store.all(kind) if r.get(field) == arn]
 
-
     def _dataset_dir(self, dataset_arn: str) -> Path:
         return self.store.data_dir("datasets", urllib.parse.quote(dataset_arn, safe=""))
-
 
     def model_path(self, solution_version_arn: str) -> Path:
         return self.store.data_dir("models", urllib.parse.quote(solution_version_arn, safe=""), "model.pkl")

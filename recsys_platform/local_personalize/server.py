@@ -30,6 +30,11 @@ from recsys_platform.local_personalize.store import ResourceStore
 log = logging.getLogger(__name__)
 
 TARGET_PREFIX = "AmazonPersonalize."
+# Personalize's largest members (schemas, configs) are a few kilobytes; more is a client's mistake.
+MAX_BODY_BYTES = 1 << 20
+# JSON 1.1 answers every client error with 400; only the runtime's REST-JSON model gives an error its
+# own status.
+RUNTIME_ERROR_STATUS = {"ResourceNotFoundException": 404}
 
 
 def check_loopback(host: str) -> None:
@@ -57,7 +62,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802 - the base class's name
         try:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = self.rfile.read(self._content_length())
             try:
                 params = json.loads(body or b"{}")
             except ValueError:
@@ -68,23 +73,36 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, answer, content_type)
         except ServiceError as error:
             body = {"__type": error.code, "message": error.message}
-            self._send(error.http_status, body, self._content_type(), error_type=error.code)
+            status = error.http_status
+            if self._is_runtime():
+                status = RUNTIME_ERROR_STATUS.get(error.code, status)
+            self._send(status, body, self._content_type(), error_type=error.code)
         except Exception as error:  # answered as AWS does; the traceback goes to the log
             log.exception("internal error")
             body = {"__type": "InternalFailure", "message": f"{type(error).__name__}: {error}"}
             self._send(500, body, self._content_type(), error_type="InternalFailure")
 
+    def _content_length(self) -> int:
+        declared = (self.headers.get("Content-Length") or "0").strip()
+        if not declared.isdigit() or int(declared) > MAX_BODY_BYTES:
+            self.close_connection = True  # the body is left unread: the connection cannot be reused
+            raise SerializationException(
+                f"Content-Length {declared!r} must be a byte count of at most {MAX_BODY_BYTES}"
+            )
+        return int(declared)
+
+    def _is_runtime(self) -> bool:
+        return self.path.split("?", 1)[0] == "/recommendations"
+
     def _content_type(self) -> str:
-        runtime = self.path.startswith("/recommendations")
-        return "application/json" if runtime else "application/x-amz-json-1.1"
+        return "application/json" if self._is_runtime() else "application/x-amz-json-1.1"
 
     def _dispatch(self, params: dict) -> tuple[dict, str]:
-        path = self.path.split("?", 1)[0]
-        if path == "/recommendations":
+        if self._is_runtime():
             validate_input("GetRecommendations", params, service="personalize-runtime")
             return self.server.runtime.get_recommendations(params), "application/json"
         target = self.headers.get("X-Amz-Target", "")
-        if path != "/" or not target.startswith(TARGET_PREFIX):
+        if self.path.split("?", 1)[0] != "/" or not target.startswith(TARGET_PREFIX):
             raise UnknownOperationException(f"no operation at {self.command} {self.path} (target {target!r})")
         name = target[len(TARGET_PREFIX):]
         handler = self.server.operations.get(name)
@@ -102,6 +120,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
         if error_type:
             self.send_header("x-amzn-ErrorType", error_type)
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(payload)
 
@@ -150,6 +170,24 @@ class LocalPersonalize:
         self.stop()
 
 
+def _check_options(
+    port: int, step_delay: float, stale_after: float, max_concurrent_trainings: int, max_running_jobs: int
+) -> None:
+    problems = []
+    if not 0 <= port <= 65535:
+        problems.append(f"port must be 0-65535, got {port}")
+    if step_delay < 0:
+        problems.append(f"step_delay must not be negative, got {step_delay}")
+    if stale_after <= 0:
+        problems.append(f"stale_after must be positive, got {stale_after}")
+    if max_concurrent_trainings < 1:
+        problems.append(f"max_concurrent_trainings must be at least 1, got {max_concurrent_trainings}")
+    if max_running_jobs < 1:
+        problems.append(f"max_running_jobs must be at least 1, got {max_running_jobs}")
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
 def create_server(
     state_dir: str | Path | None = None,
     lake_root: str | Path | None = None,
@@ -158,16 +196,19 @@ def create_server(
     step_delay: float = 0.05,
     stale_after: float = 20.0,
     max_concurrent_trainings: int = 20,
+    max_running_jobs: int = 8,
 ) -> PersonalizeHTTPServer:
     """A server (not yet serving) on the state folder and lake; defaults from `local_paths()`.
 
     `step_delay`: seconds a job spends in PENDING and again before ACTIVE, so the lifecycle can be
     observed. `stale_after`: seconds without a heartbeat after which another server takes a job over.
     `max_concurrent_trainings`: more solution versions in progress raise LimitExceededException.
+    `max_running_jobs`: jobs (imports, trainings, ...) this server runs at once; more wait in PENDING.
     """
     from recsys_platform.settings import local_paths
 
     check_loopback(host)
+    _check_options(port, step_delay, stale_after, max_concurrent_trainings, max_running_jobs)
     paths = local_paths()
     control_plane = ControlPlane(
         ResourceStore(Path(state_dir) if state_dir else paths.personalize_state),
@@ -175,32 +216,30 @@ def create_server(
         step_delay=step_delay,
         stale_after=stale_after,
         max_concurrent_trainings=max_concurrent_trainings,
+        max_running_jobs=max_running_jobs,
     )
     try:
         server = PersonalizeHTTPServer((host, port), control_plane)
     except OSError:
         control_plane.runner.close()
         raise
-    control_plane.runner.recover_all()  # jobs left behind by a process that died
+    try:
+        control_plane.runner.recover_all()  # jobs left behind by a process that died
+    except BaseException:
+        control_plane.runner.close()
+        server.server_close()
+        raise
     return server
 
 
 def start_in_background(
-    state_dir: str | Path | None = None,
-    lake_root: str | Path | None = None,
-    host: str = "127.0.0.1",
-    port: int = 0,
-    step_delay: float = 0.05,
-    stale_after: float = 20.0,
-    max_concurrent_trainings: int = 20,
+    state_dir: str | Path | None = None, lake_root: str | Path | None = None, **options
 ) -> LocalPersonalize:
     """Serve on a background thread (port 0 picks a free port); returns the handle with `.endpoint_url`.
 
-    Use it as a context manager, or call `.stop()`; options as for `create_server`.
+    Use it as a context manager, or call `.stop()`; `options` as for `create_server`.
     """
-    server = create_server(
-        state_dir, lake_root, host, port, step_delay, stale_after, max_concurrent_trainings
-    )
+    server = create_server(state_dir, lake_root, **options)
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="local-personalize", daemon=True
     )

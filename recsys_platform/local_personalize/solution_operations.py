@@ -218,7 +218,9 @@ class SolutionOperations(ResourceOperations):
                 raise ResourceInUseException(
                     f"Solution version {arn} cannot be stopped in status {record['status']}."
                 )
-            record["status"] = "CREATE STOPPING"
+            # as the service does: a job that has not started stops at once, a running one winds down
+            pending = record["status"] == "CREATE PENDING"
+            record["status"] = "CREATE STOPPED" if pending else "CREATE STOPPING"
             record["lastUpdatedDateTime"] = time.time()
             self.store.put("solution_version", record)
         return {}

@@ -75,8 +75,27 @@ def ensure_solution(client, group_arn: str, spec: SolutionSpec, created: list[st
             params["eventType"] = spec.event_type
         arn = client.create_solution(**params)["solutionArn"]
         created.append(arn)
-    wait_until_active(lambda: client.describe_solution(solutionArn=arn)["solution"], f"solution {spec.name}", policy)
+    existing = wait_until_active(lambda: client.describe_solution(solutionArn=arn)["solution"],
+                                 f"solution {spec.name}", policy)
+    _refuse_changed_solution(spec, existing)
     return arn
+
+
+def _refuse_changed_solution(spec: SolutionSpec, existing: dict) -> None:
+    """Solutions are immutable: a changed recipe, event type or auto-training in personalize.yaml would
+    otherwise be ignored silently (and auto-training left on makes the schedule pay for training twice)."""
+    differences = [
+        f"{field}: {actual!r} in Personalize, {wanted!r} in personalize.yaml"
+        for field, actual, wanted in (
+            ("recipeArn", existing.get("recipeArn"), spec.recipe),
+            ("eventType", existing.get("eventType") or None, spec.event_type),
+            ("performAutoTraining", bool(existing.get("performAutoTraining", True)), spec.perform_auto_training),
+        )
+        if actual != wanted
+    ]
+    if differences:
+        raise ValueError(f"solution {spec.name} differs from personalize.yaml ({'; '.join(differences)}); "
+                         "give the changed solution a new name")
 
 
 def bootstrap(client, setup: PersonalizeSetup, policy: WaitPolicy = WaitPolicy(poll_seconds=2, deadline_seconds=900),

@@ -26,8 +26,14 @@ from recsys_platform.evaluation.compare import paired_difference
 from recsys_platform.partitions import daily_partitions
 from recsys_platform.personalize.bootstrap import bootstrap, find_campaign_arn, find_solution_arn
 from recsys_platform.personalize.config import GateSpec, load_setup
-from recsys_platform.personalize.holdout_scoring import HoldoutScore, load_holdout, score_on_holdout
-from recsys_platform.personalize.waiting import ACTIVE, wait_until_active
+from recsys_platform.personalize.holdout_scoring import EmptyHoldoutError, HoldoutScore, load_holdout, score_on_holdout
+from recsys_platform.personalize.waiting import (
+    ACTIVE,
+    PersonalizeJobDeadlineExceeded,
+    PersonalizeJobFailed,
+    is_failed,
+    wait_until_active,
+)
 from recsys_platform.personalize.snapshots import DEFAULT_WINDOW_DAYS, training_window
 from recsys_platform.personalize.training import (
     GROUP,
@@ -93,10 +99,16 @@ def decide(challenger: float, champion: float, tolerance: float, override: str =
     return GateDecision(False, f"hold: challenger < champion - tolerance ({scores})")
 
 
-def campaign_progress(campaign: dict) -> dict:
-    """The campaign's state for waiting: an update in flight (`latestCampaignUpdate`) counts as its status."""
+def campaign_progress(campaign: dict, earlier_update_failure_ok: bool = False) -> dict:
+    """The campaign's state for waiting: an update in flight (`latestCampaignUpdate`) counts as its status.
+
+    With `earlier_update_failure_ok`, a failed update of an earlier run counts as settled: the campaign
+    still serves its previous version, and the gate may try again instead of failing every day after.
+    """
     update = campaign.get("latestCampaignUpdate") or {}
     if update and update.get("status") != ACTIVE:
+        if earlier_update_failure_ok and is_failed(update.get("status", "")):
+            return {**campaign, "status": ACTIVE}
         return {**campaign, "status": update.get("status", ""), "failureReason": update.get("failureReason")}
     return campaign
 
@@ -123,6 +135,37 @@ def _gate_table(scores: dict[str, HoldoutScore], metric_keys: list[str]) -> str:
     for key in metric_keys:
         rows.append(f"| {key} | " + " | ".join(f"{s.metrics[key]:.4f}" for s in scores.values()) + " |")
     return "\n".join(rows)
+
+
+def gate_decision(scores: dict[str, HoldoutScore] | None, gate: GateSpec, tolerance: float,
+                  override: str) -> tuple[GateDecision, AssetCheckResult, dict]:
+    """The gate's decision on the challenger's and champion's holdout scores (None: they could not be
+    scored, so only an operator override decides), its check result, and the metadata that shows why."""
+    if scores is None:
+        decision = decide(float("nan"), float("nan"), tolerance, override)
+        check = AssetCheckResult(
+            check_name="challenger_not_worse", passed=False, severity=AssetCheckSeverity.WARN,
+            metadata={"decision": decision.reason, "gate_without_override": "the versions could not be scored"},
+        )
+        return decision, check, {}
+    challenger, champion = scores["challenger"].metrics[gate.metric], scores["champion"].metrics[gate.metric]
+    paired = paired_difference(scores["challenger"].per_user, scores["champion"].per_user, gate.metric)
+    difference_upper = paired.high if gate.require_confidence else None
+    decision = decide(challenger, champion, tolerance, override, difference_upper)
+    gate_verdict = decide(challenger, champion, tolerance, "none", difference_upper)
+    metadata = {
+        **_score_metadata("challenger", scores["challenger"], gate.metric),
+        **_score_metadata("champion", scores["champion"], gate.metric),
+        "difference_interval_95": f"{paired.difference:+.4f} [{paired.low:+.4f}, {paired.high:+.4f}]",
+        "difference_verdict": paired.verdict().replace("A better", "challenger better").replace(
+            "B better", "champion better"),
+        "holdout_scores": MetadataValue.md(_gate_table(scores, list(scores["challenger"].metrics))),
+    }
+    check = AssetCheckResult(
+        check_name="challenger_not_worse", passed=gate_verdict.promote, severity=AssetCheckSeverity.WARN,
+        metadata={"decision": decision.reason, "gate_without_override": gate_verdict.reason},
+    )
+    return decision, check, metadata
 
 
 @asset(
@@ -159,9 +202,13 @@ def personalize_campaign(
     def describe() -> dict:
         return client.describe_campaign(campaignArn=campaign_arn)["campaign"]
 
-    def wait_for_campaign() -> dict:
-        wait_until_active(lambda: campaign_progress(describe()), f"campaign {setup.campaign_name}",
-                          config.policy(), log=context.log.info)
+    def wait_for_campaign(earlier_update_failure_ok: bool = False) -> dict:
+        settled = wait_until_active(lambda: campaign_progress(describe(), earlier_update_failure_ok),
+                                    f"campaign {setup.campaign_name}", config.policy(), log=context.log.info)
+        update = settled.get("latestCampaignUpdate") or {}
+        if earlier_update_failure_ok and is_failed(update.get("status", "")):
+            context.log.warning(f"an earlier update of campaign {setup.campaign_name} to "
+                                f"{update.get('solutionVersionArn')} failed: {update.get('failureReason')}")
         return describe()
 
     metadata: dict = {"challenger_solution_version_arn": challenger_arn, "gate_metric": gate.metric,
@@ -174,36 +221,30 @@ def personalize_campaign(
         decision = GateDecision(True, "first deployment: no campaign served a version before")
         campaign = wait_for_campaign()
     else:
-        campaign = wait_for_campaign()  # an update left in flight by an earlier run finishes first
+        campaign = wait_for_campaign(earlier_update_failure_ok=True)  # an earlier run's update settles first
         champion_arn = campaign["solutionVersionArn"]
         if champion_arn == challenger_arn:
             decision = GateDecision(True, "the campaign already serves this version")
         else:
             window_days = int(latest_metadata(context, "personalize_interactions_csv").get("window_days", DEFAULT_WINDOW_DAYS))
             window = training_window(context.partition_key, window_days, setup)
-            holdout = load_holdout(warehouse, lake, window, setup, context.run.run_id)
-            catalog_size = int(latest_metadata(context, "personalize_items_csv")["rows"])
-            job_prefix = f"recsys-holdout-{compact_date(context.partition_key)}"
-            scores = {
-                role: score_on_holdout(client, lake, arn, holdout, job_prefix, personalize.service_role_arn,
-                                       gate.num_results, catalog_size, config.policy(), log=context.log.info)
-                for role, arn in (("challenger", challenger_arn), ("champion", champion_arn))
-            }
-            paired = paired_difference(scores["challenger"].per_user, scores["champion"].per_user, gate.metric)
-            decision = decide(scores["challenger"].metrics[gate.metric], scores["champion"].metrics[gate.metric],
-                              tolerance, config.override, paired.high if gate.require_confidence else None)
-            metadata.update(_score_metadata("challenger", scores["challenger"], gate.metric))
-            metadata.update(_score_metadata("champion", scores["champion"], gate.metric))
-            metadata["difference_interval_95"] = f"{paired.difference:+.4f} [{paired.low:+.4f}, {paired.high:+.4f}]"
-            metadata["difference_verdict"] = paired.verdict().replace("A better", "challenger better").replace(
-                "B better", "champion better")
-            metadata["holdout_scores"] = MetadataValue.md(_gate_table(scores, list(scores["challenger"].metrics)))
-            gate_verdict = decide(scores["challenger"].metrics[gate.metric], scores["champion"].metrics[gate.metric],
-                                  tolerance, "none", paired.high if gate.require_confidence else None)
-            check = AssetCheckResult(
-                check_name="challenger_not_worse", passed=gate_verdict.promote, severity=AssetCheckSeverity.WARN,
-                metadata={"decision": decision.reason, "gate_without_override": gate_verdict.reason},
-            )
+            try:
+                holdout = load_holdout(warehouse, lake, window, setup, context.run.run_id)
+                catalog_size = int(latest_metadata(context, "personalize_items_csv")["rows"])
+                job_prefix = f"recsys-holdout-{compact_date(context.partition_key)}"
+                scores = {
+                    role: score_on_holdout(client, lake, arn, holdout, job_prefix, personalize.service_role_arn,
+                                           gate.num_results, catalog_size, config.policy(), log=context.log.info)
+                    for role, arn in (("challenger", challenger_arn), ("champion", champion_arn))
+                }
+            except (EmptyHoldoutError, PersonalizeJobFailed, PersonalizeJobDeadlineExceeded) as error:
+                if config.override == "none":
+                    raise
+                # The override is how an operator gets past a gate that cannot score (e.g. no purchases yet).
+                context.log.warning(f"the gate could not score the versions ({error}); the override decides")
+                scores = None
+            decision, check, gate_metadata = gate_decision(scores, gate, tolerance, config.override)
+            metadata.update(gate_metadata)
             if decision.promote:
                 client.update_campaign(campaignArn=campaign_arn, solutionVersionArn=challenger_arn)
                 campaign = wait_for_campaign()

@@ -67,6 +67,12 @@ class PersonalizeSetup:
     gate: GateSpec
 
 
+def _required(raw: dict, key: str, where: str):
+    if not isinstance(raw, dict) or raw.get(key) in (None, ""):
+        raise ValueError(f"personalize config: {where}{key} is missing")
+    return raw[key]
+
+
 def _solution(raw: dict, where: str) -> SolutionSpec:
     for key in ("name", "recipe"):
         if not raw.get(key):
@@ -85,35 +91,55 @@ def parse_setup(raw: dict, base_dir: Path) -> PersonalizeSetup:
         entry = (raw.get("datasets") or {}).get(key)
         if not entry:
             raise ValueError(f"personalize config: datasets.{key} is missing")
-        schema_file = base_dir / entry["schema"]
+        schema_file = base_dir / _required(entry, "schema", f"datasets.{key}.")
         if not schema_file.is_file():
             raise ValueError(f"personalize config: schema file {schema_file} of datasets.{key} does not exist")
-        datasets[key] = DatasetSpec(key, entry["type"], entry["name"], schema_file)
+        datasets[key] = DatasetSpec(
+            key, _required(entry, "type", f"datasets.{key}."), _required(entry, "name", f"datasets.{key}."), schema_file
+        )
     holdout = raw.get("holdout") or {}
     percent = int(holdout.get("percent_users", 10))
     if not 0 < percent < 100:
         raise ValueError(f"personalize config: holdout.percent_users must be in 1..99, got {percent}")
-    gate = raw.get("gate") or {}
+    holdout_days = int(holdout.get("days", 7))
+    if holdout_days < 1:
+        raise ValueError(f"personalize config: holdout.days must be at least 1, got {holdout_days}")
+    campaign = _required(raw, "campaign", "")
     return PersonalizeSetup(
-        dataset_group=raw["dataset_group"],
+        dataset_group=_required(raw, "dataset_group", ""),
         datasets=datasets,
         solution=_solution(raw.get("solution") or {}, "solution"),
         comparison={k: _solution(v, f"comparison.{k}") for k, v in (raw.get("comparison") or {}).items()},
-        campaign_name=raw["campaign"]["name"],
-        min_provisioned_tps=int(raw["campaign"].get("min_provisioned_tps", 1)),
+        campaign_name=_required(campaign, "name", "campaign."),
+        min_provisioned_tps=int(campaign.get("min_provisioned_tps", 1)),
         holdout=HoldoutSpec(
             percent_users=percent,
-            days=int(holdout.get("days", 7)),
+            days=holdout_days,
             seed=str(holdout.get("seed", "recsys-holdout")),
             target_event_type=holdout.get("target_event_type", "purchase"),
         ),
-        gate=GateSpec(
-            metric=gate.get("metric", "normalized_discounted_cumulative_gain_at_25"),
-            tolerance=float(gate.get("tolerance", 0.0)),
-            num_results=int(gate.get("num_results", 25)),
-            require_confidence=bool(gate.get("require_confidence", True)),
-        ),
+        gate=_gate(raw.get("gate") or {}),
     )
+
+
+def _gate(raw: dict) -> GateSpec:
+    """The gate's settings, checked here so a typo fails at load time, not after hours of batch inference."""
+    from recsys_platform.evaluation.metrics import METRIC_KEYS
+
+    gate = GateSpec(
+        metric=raw.get("metric", "normalized_discounted_cumulative_gain_at_25"),
+        tolerance=float(raw.get("tolerance", 0.0)),
+        num_results=int(raw.get("num_results", 25)),
+        require_confidence=bool(raw.get("require_confidence", True)),
+    )
+    per_user_metrics = [key for key in METRIC_KEYS if key != "coverage"]  # coverage has no per-user value
+    if gate.metric not in per_user_metrics:
+        raise ValueError(f"personalize config: gate.metric {gate.metric!r} is not one of {per_user_metrics}")
+    if gate.tolerance < 0:
+        raise ValueError(f"personalize config: gate.tolerance must be >= 0, got {gate.tolerance}")
+    if not 1 <= gate.num_results <= 500:
+        raise ValueError(f"personalize config: gate.num_results must be in 1..500, got {gate.num_results}")
+    return gate
 
 
 @lru_cache(maxsize=1)

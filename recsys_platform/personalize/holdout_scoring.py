@@ -19,14 +19,14 @@ from recsys_platform.personalize.snapshots import TrainingWindow, iter_holdout_r
 from recsys_platform.resources.lake import LakeResource
 
 
+class EmptyHoldoutError(ValueError):
+    """No held-out user has a target event in the holdout period, so no version can be scored."""
+
+
 @dataclass(frozen=True)
 class Holdout:
     targets: dict[str, list[str]]  # USER_ID -> items bought in the holdout period
     input_key: str  # lake key of the batch inference input (JSON lines of {"userId": ...})
-
-    @property
-    def users(self) -> list[str]:
-        return sorted(self.targets)
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ def load_holdout(warehouse, lake: LakeResource, window: TrainingWindow, setup: P
             if item not in items:
                 items.append(item)
     if not targets:
-        raise ValueError(
+        raise EmptyHoldoutError(
             f"the holdout of {window.training_date} is empty: no held-out user has a "
             f"{setup.holdout.target_event_type} event since {window.holdout_start}"
         )
@@ -77,7 +77,7 @@ def run_batch_inference(client, lake: LakeResource, solution_version_arn: str, h
             solutionVersionArn=solution_version_arn,
             numResults=num_results,
             jobInput={"s3DataSource": {"path": lake.uri(holdout.input_key)}},
-            jobOutput={"s3DataDestination": {"path": lake.uri(output_key)}},
+            jobOutput={"s3DataDestination": {"path": lake.folder_uri(output_key)}},
             roleArn=role_arn,
         )["batchInferenceJobArn"]
     job = wait_until_active(

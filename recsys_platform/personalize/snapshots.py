@@ -123,7 +123,14 @@ def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
     missing = [f.name for f in schema if f.name.upper() not in by_upper]
     if missing:
         raise ValueError(f"query result lacks schema fields {missing}; it has {batch.schema.names}")
-    columns = [batch.column(by_upper[f.name.upper()]).cast(f.type) for f in schema]
+    columns = []
+    for f in schema:
+        column = batch.column(by_upper[f.name.upper()])
+        if pa.types.is_temporal(column.type) and pa.types.is_integer(f.type):
+            # Arrow would cast to micro- or nanoseconds since the epoch; Personalize reads seconds.
+            raise ValueError(f"{f.name} is {column.type}, but Personalize needs epoch seconds; "
+                             "convert it in the query (UNIX_SECONDS)")
+        columns.append(column.cast(f.type))
     return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
@@ -152,7 +159,9 @@ def markdown_table(table: pa.Table | None, limit: int = PREVIEW_ROWS) -> str:
     rows = table.slice(0, limit).to_pylist()
     header = "| " + " | ".join(table.schema.names) + " |"
     rule = "|" + "---|" * len(table.schema.names)
-    body = ["| " + " | ".join("" if v is None else str(v) for v in row.values()) + " |" for row in rows]
+    # Multi-value categoricals hold '|', which would otherwise split a Markdown cell.
+    body = ["| " + " | ".join("" if v is None else str(v).replace("|", "\\|") for v in row.values()) + " |"
+            for row in rows]
     return "\n".join([header, rule, *body])
 
 
@@ -256,43 +265,44 @@ def personalize_interactions_csv(
     )
 
 
-def _product_db_snapshot(context: AssetExecutionContext, dataset: str, warehouse: Warehouse, lake: LakeResource) -> MaterializeResult:
-    spec = load_setup().datasets[dataset]
-    schema = csv_schema(spec)
-    key = snapshot_key(dataset, dt.date.fromisoformat(context.partition_key), context.run.run_id)
-    stats = write_csv_snapshot(warehouse.iter_batches(read_sql(__file__, f"personalize_{dataset}.sql")), schema, lake, key)
-    return MaterializeResult(
-        metadata=_snapshot_metadata(lake, key, stats, {}),
-        check_results=[schema_check(spec, schema, lake, key, stats)],
+def _product_db_snapshot_asset(dataset: str, id_field: str, description: str):
+    """The snapshot asset of one product DB table (`items` or `users`): the same steps, a different dataset."""
+    asset_name = f"personalize_{dataset}_csv"
+
+    @asset(
+        name=asset_name,
+        description=description,
+        group_name=GROUP,
+        kinds={"duckdb", "bigquery", "s3"},
+        partitions_def=daily_partitions,
+        deps=[AssetDep(["product_db", dataset])],
+        check_specs=[AssetCheckSpec("csv_matches_schema", asset=asset_name, blocking=True,
+                                    description=f"Header is the Avro schema's field names; {id_field} is never empty.")],
     )
+    def product_db_snapshot(context: AssetExecutionContext, warehouse: Warehouse, lake: LakeResource) -> MaterializeResult:
+        spec = load_setup().datasets[dataset]
+        schema = csv_schema(spec)
+        key = snapshot_key(dataset, dt.date.fromisoformat(context.partition_key), context.run.run_id)
+        rows = warehouse.iter_batches(read_sql(__file__, f"personalize_{dataset}.sql"))
+        stats = write_csv_snapshot(rows, schema, lake, key)
+        return MaterializeResult(
+            metadata=_snapshot_metadata(lake, key, stats, {}),
+            check_results=[schema_check(spec, schema, lake, key, stats)],
+        )
+
+    return product_db_snapshot
 
 
-@asset(
-    group_name=GROUP,
-    kinds={"duckdb", "bigquery", "s3"},
-    partitions_def=daily_partitions,
-    deps=[AssetDep(["product_db", "items"])],
-    check_specs=[AssetCheckSpec("csv_matches_schema", asset="personalize_items_csv", blocking=True,
-                                description="Header is the Avro schema's field names; ITEM_ID is never empty.")],
+personalize_items_csv = _product_db_snapshot_asset(
+    "items", "ITEM_ID",
+    "Personalize items dataset for this day's training run: the product DB catalogue with PRICE, "
+    "CATEGORIES (`l1|l2`), IS_AVAILABLE and CREATION_TIMESTAMP, as an immutable CSV in the lake.",
 )
-def personalize_items_csv(context: AssetExecutionContext, warehouse: Warehouse, lake: LakeResource) -> MaterializeResult:
-    """Personalize items dataset for this day's training run: the product DB catalogue with PRICE,
-    CATEGORIES (`l1|l2`), IS_AVAILABLE and CREATION_TIMESTAMP, as an immutable CSV in the lake."""
-    return _product_db_snapshot(context, "items", warehouse, lake)
-
-
-@asset(
-    group_name=GROUP,
-    kinds={"duckdb", "bigquery", "s3"},
-    partitions_def=daily_partitions,
-    deps=[AssetDep(["product_db", "users"])],
-    check_specs=[AssetCheckSpec("csv_matches_schema", asset="personalize_users_csv", blocking=True,
-                                description="Header is the Avro schema's field names; USER_ID is never empty.")],
+personalize_users_csv = _product_db_snapshot_asset(
+    "users", "USER_ID",
+    "Personalize users dataset for this day's training run: the product DB's users with SIGNUP_TIMESTAMP, "
+    "as an immutable CSV in the lake.",
 )
-def personalize_users_csv(context: AssetExecutionContext, warehouse: Warehouse, lake: LakeResource) -> MaterializeResult:
-    """Personalize users dataset for this day's training run: the product DB's users with
-    SIGNUP_TIMESTAMP, as an immutable CSV in the lake."""
-    return _product_db_snapshot(context, "users", warehouse, lake)
 
 
 def iter_holdout_rows(warehouse: Warehouse, window: TrainingWindow, setup: PersonalizeSetup) -> Iterator[pa.RecordBatch]:

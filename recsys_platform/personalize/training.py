@@ -44,8 +44,9 @@ class PersonalizeWaitConfig(Config):
 class DatasetImportConfig(PersonalizeWaitConfig):
     import_mode: Literal["FULL", "INCREMENTAL"] = Field(
         default="FULL",
-        description="FULL replaces each dataset's data; INCREMENTAL appends the snapshots as they are, so pair it "
-                    "with window_days: 1 on personalize_interactions_csv to add only the new day.",
+        description="FULL replaces each dataset's data with the snapshots; INCREMENTAL appends the snapshots to what "
+                    "the datasets hold (overlapping windows import rows twice, and rows imported before they fell in "
+                    "the holdout period stay in training).",
     )
 
 
@@ -118,8 +119,12 @@ def personalize_dataset_import(
             lambda arn=job_arn: client.describe_dataset_import_job(datasetImportJobArn=arn)["datasetImportJob"],
             f"dataset import job {name}", config.policy(), log=context.log.info,
         )
+        imported_location = job["dataSource"]["dataLocation"]
+        if imported_location != location:
+            # A re-executed day keeps the import it already paid for; say so rather than imply a fresh one.
+            context.log.warning(f"import {name} loaded {imported_location}, not this run's snapshot {location}")
         metadata[f"{key}_job_arn"] = job_arn
-        metadata[f"{key}_data_location"] = job["dataSource"]["dataLocation"]
+        metadata[f"{key}_data_location"] = imported_location
         metadata[f"{key}_resumed"] = resumed
     return MaterializeResult(metadata=metadata)
 

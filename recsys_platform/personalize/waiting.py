@@ -38,6 +38,14 @@ class WaitPolicy:
     deadline_seconds: float = 6 * 3600.0
     first_poll_seconds: float = 1.0
 
+    def __post_init__(self) -> None:
+        # A zero interval would poll Personalize in a tight loop (and never back off).
+        for name in ("poll_seconds", "first_poll_seconds"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if not self.deadline_seconds >= 0:
+            raise ValueError(f"deadline_seconds must be >= 0, got {self.deadline_seconds}")
+
 
 def is_failed(status: str) -> bool:
     return status in FAILED_STATUSES or status.endswith("FAILED")

@@ -53,6 +53,10 @@ class LakeResource(ConfigurableResource):
         """`s3://bucket/key` for the object at `key` (what Personalize jobs are given)."""
         raise NotImplementedError
 
+    def folder_uri(self, prefix: str) -> str:
+        """`s3://bucket/prefix/` for a folder of objects (what batch inference jobs write their output into)."""
+        return self.uri(_validate_key(prefix.rstrip("/"))) + "/"
+
     def exists(self, key: str) -> bool:
         raise NotImplementedError
 

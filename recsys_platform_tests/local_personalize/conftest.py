@@ -79,7 +79,11 @@ def write_interactions(
 
 
 def wait_for(
-    describe, key: str, *, timeout: float = 30.0, done=("ACTIVE", "CREATE FAILED", "CREATE STOPPED")
+    describe,
+    key: str,
+    *,
+    timeout: float = 30.0,
+    done=("ACTIVE", "CREATE FAILED", "CREATE STOPPED", "UPDATE FAILED"),
 ) -> dict:
     """Poll a Describe call until the resource's status is one of `done`."""
     deadline = time.monotonic() + timeout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.error
 import urllib.request
@@ -39,8 +40,10 @@ def test_duplicate_names(personalize, shop):
 
 
 def test_missing_resources(personalize, runtime):
-    with pytest.raises(personalize.exceptions.ResourceNotFoundException, match="does not exist"):
+    with pytest.raises(personalize.exceptions.ResourceNotFoundException, match="does not exist") as raised:
         personalize.describe_dataset_group(datasetGroupArn=MISSING_GROUP)
+    # JSON 1.1 answers every client error with 400 (the runtime's REST-JSON model says 404 below)
+    assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
     with pytest.raises(personalize.exceptions.ResourceNotFoundException):
         personalize.create_solution(
             name="s", datasetGroupArn=MISSING_GROUP, recipeArn=f"{RECIPES}aws-popularity-count"
@@ -49,8 +52,9 @@ def test_missing_resources(personalize, runtime):
         personalize.get_solution_metrics(
             solutionVersionArn="arn:aws:personalize:us-east-1:000000000000:solution/s/abcd1234"
         )
-    with pytest.raises(runtime.exceptions.ResourceNotFoundException):
+    with pytest.raises(runtime.exceptions.ResourceNotFoundException) as raised:
         runtime.get_recommendations(campaignArn=f"{ARN_PREFIX}campaign/none", userId="u")
+    assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
 
 
 def test_invalid_input(personalize, runtime, shop):
@@ -59,6 +63,8 @@ def test_invalid_input(personalize, runtime, shop):
         personalize.create_dataset_group(name="-starts-with-a-dash")
     with pytest.raises(invalid, match="not a dataset-group ARN"):
         personalize.describe_dataset_group(datasetGroupArn=f"{ARN_PREFIX}campaign/c")
+    with pytest.raises(invalid, match="solutionVersionArn .* is not a solution ARN"):
+        personalize.list_batch_inference_jobs(solutionVersionArn=f"{ARN_PREFIX}campaign/c")
     with pytest.raises(invalid, match="not valid JSON"):
         personalize.create_schema(name="broken", schema="{not json")
     with pytest.raises(invalid, match="record"):
@@ -87,9 +93,9 @@ def test_invalid_input(personalize, runtime, shop):
         personalize.create_solution(name="s", datasetGroupArn=group, recipeArn=f"{RECIPES}aws-magic")
     with pytest.raises(invalid, match="recipeArn is required"):
         personalize.create_solution(name="s", datasetGroupArn=group)
-    with pytest.raises(invalid, match="ImportMode|importMode"):
-        dataset = shop.interactions_dataset(group)
-        write_interactions(shop.lake / BUCKET / "x.csv", users=2, events_per_user=2)
+    dataset = shop.interactions_dataset(group)
+    write_interactions(shop.lake / BUCKET / "x.csv", users=2, events_per_user=2)
+    with pytest.raises(invalid, match="importMode 'SOMETIMES' must be one of FULL, INCREMENTAL"):
         personalize.create_dataset_import_job(
             jobName="j",
             datasetArn=dataset,
@@ -113,6 +119,22 @@ def test_import_needs_existing_data(personalize, shop):
             datasetArn=dataset,
             dataSource={"dataLocation": "https://example.com/x.csv"},
             roleArn=ROLE,
+        )
+
+
+def test_locations_stay_inside_the_lake(personalize, shop, tmp_path):
+    dataset = shop.interactions_dataset(shop.dataset_group())
+    outside = write_interactions(tmp_path / "outside" / "interactions.csv")  # a file beside the lake
+    # s3://bucket//tmp/... is the key "/tmp/...": an object in the bucket, never the absolute path
+    with pytest.raises(personalize.exceptions.InvalidInputException, match="no such object"):
+        personalize.create_dataset_import_job(
+            jobName="escape", datasetArn=dataset, dataSource={"dataLocation": f"s3://{BUCKET}/{outside}"}
+        )
+    with pytest.raises(personalize.exceptions.InvalidInputException, match=r"'\.\.'"):
+        personalize.create_dataset_import_job(
+            jobName="escape",
+            datasetArn=dataset,
+            dataSource={"dataLocation": f"s3://{BUCKET}/../outside/interactions.csv"},
         )
 
 
@@ -185,18 +207,25 @@ def test_paging(personalize):
         personalize.list_dataset_groups(nextToken="garbage!")
 
 
-def test_unknown_operation_and_path(server):
+@pytest.mark.parametrize(
+    ("path", "target", "named"),
+    [
+        ("/", "AmazonPersonalize.CreateRecommender", "operation CreateRecommender"),
+        ("/", "SomeOtherService.ListDatasetGroups", "SomeOtherService.ListDatasetGroups"),
+        ("/datasets", "AmazonPersonalize.ListDatasetGroups", "POST /datasets"),
+    ],
+)
+def test_unknown_operation_and_path(server, path, target, named):
     request = urllib.request.Request(
-        server.endpoint_url + "/",
+        server.endpoint_url + path,
         data=b"{}",
-        headers={
-            "X-Amz-Target": "AmazonPersonalize.CreateRecommender",
-            "Content-Type": "application/x-amz-json-1.1",
-        },
+        headers={"X-Amz-Target": target, "Content-Type": "application/x-amz-json-1.1"},
     )
     with pytest.raises(urllib.error.HTTPError) as raised:
         urllib.request.urlopen(request)
-    assert json.loads(raised.value.read())["__type"] == "UnknownOperationException"
+    assert raised.value.code == 400
+    error = json.loads(raised.value.read())
+    assert error["__type"] == "UnknownOperationException" and named in error["message"]
 
 
 def test_a_model_that_cannot_be_loaded_is_reported(shop, state_dir, start_server):
@@ -221,3 +250,18 @@ def test_one_import_at_a_time_per_dataset(shop, lake, start_server):
         slow.create_dataset_import_job(jobName="first", datasetArn=dataset, dataSource=source)
     with pytest.raises(slow.exceptions.ResourceInUseException, match="first"):
         slow.create_dataset_import_job(jobName="second", datasetArn=dataset, dataSource=source)
+
+
+@pytest.mark.parametrize("content_length", ["-1", "lots", str(64 << 20)])
+def test_a_bad_content_length_is_refused_at_once(server, content_length):
+    """Neither waits for a body that never comes nor reads an unbounded one into memory."""
+    connection = http.client.HTTPConnection(server.host, server.port, timeout=5)
+    connection.putrequest("POST", "/")
+    connection.putheader("X-Amz-Target", "AmazonPersonalize.ListDatasetGroups")
+    connection.putheader("Content-Length", content_length)
+    connection.endheaders()
+    answer = connection.getresponse()
+    assert answer.status == 400
+    error = json.loads(answer.read())
+    assert error["__type"] == "SerializationException" and "Content-Length" in error["message"]
+    connection.close()

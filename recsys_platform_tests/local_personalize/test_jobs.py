@@ -52,11 +52,17 @@ def test_stop_solution_version(shop, start_server):
     _, version = shop.trained_group()
     slow, _ = make_clients(start_server(step_delay=0.5).endpoint_url)
     arn = slow.create_solution_version(solutionArn=version["solutionArn"])["solutionVersionArn"]
+    assert slow.describe_solution_version(solutionVersionArn=arn)["solutionVersion"]["status"] == (
+        "CREATE PENDING"
+    )
     slow.stop_solution_version_creation(solutionVersionArn=arn)
-    stopping = slow.describe_solution_version(solutionVersionArn=arn)["solutionVersion"]
-    assert stopping["status"] == "CREATE STOPPING"
-    stopped = wait_for(lambda: slow.describe_solution_version(solutionVersionArn=arn), "solutionVersion")
+    # as on the service, a version that has not started training stops at once (no CREATE STOPPING)
+    stopped = slow.describe_solution_version(solutionVersionArn=arn)["solutionVersion"]
     assert stopped["status"] == "CREATE STOPPED"
+    time.sleep(0.7)  # past the step delay: the job must not come back to life
+    assert slow.describe_solution_version(solutionVersionArn=arn)["solutionVersion"]["status"] == (
+        "CREATE STOPPED"
+    )
     with pytest.raises(slow.exceptions.ResourceInUseException, match="CREATE STOPPED"):
         slow.stop_solution_version_creation(solutionVersionArn=arn)
     with pytest.raises(slow.exceptions.ResourceInUseException):
@@ -72,6 +78,18 @@ def test_stop_while_training(shop, start_server):
     slow.stop_solution_version_creation(solutionVersionArn=arn)
     stopped = wait_for(lambda: slow.describe_solution_version(solutionVersionArn=arn), "solutionVersion")
     assert stopped["status"] == "CREATE STOPPED"
+
+
+def test_jobs_beyond_the_running_limit_wait_in_pending(start_server):
+    client, _ = make_clients(start_server(step_delay=0.5, max_running_jobs=1).endpoint_url)
+    first = client.create_dataset_group(name="first")["datasetGroupArn"]
+    second = client.create_dataset_group(name="second")["datasetGroupArn"]
+    wait_for(lambda: client.describe_dataset_group(datasetGroupArn=first), "datasetGroup")
+    # unbounded, the second job would have run alongside the first and be past PENDING by now
+    waiting = client.describe_dataset_group(datasetGroupArn=second)["datasetGroup"]
+    assert waiting["status"] == "CREATE PENDING"
+    done = wait_for(lambda: client.describe_dataset_group(datasetGroupArn=second), "datasetGroup")
+    assert done["status"] == "ACTIVE"
 
 
 def test_job_whose_owners_keep_dying_fails_with_a_reason(shop, start_server):
@@ -104,6 +122,8 @@ def test_job_whose_owners_keep_dying_fails_with_a_reason(shop, start_server):
          "u1,i1,1700000000,buy,1.5\nu1,i2,1700000001,buy,lots\n",
          "row 2: EVENT_VALUE 'lots' is not a float"),
         ("USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE\nu1,i1,1700000000,view,extra\n", "Expected 4 columns"),
+        ("USER_ID,ITEM_ID,TIMESTAMP,item_id\nu1,i1,1700000000,i2\n",
+         "ITEM_ID, item_id appear more than once"),
     ],
 )
 def test_bad_csv_fails_the_import_with_a_reason(personalize, shop, lake, csv_text, reason):
@@ -181,6 +201,22 @@ def test_abandoned_job_is_taken_over_without_being_asked_about(shop, start_serve
     assert shop.wait_for_version(arn)["status"] == "ACTIVE"
 
 
+def test_a_server_whose_heartbeat_file_was_removed_keeps_its_jobs(state_dir, shop, start_server):
+    _, version = shop.trained_group()
+    sweeping = start_server(stale_after=1.0)
+    owner = start_server(stale_after=1.0, step_delay=4.0)
+    # what a peer does to a server it took for dead, e.g. while the server's process was suspended
+    for heartbeat in (state_dir / "owners").glob("*.json"):
+        heartbeat.unlink()
+    time.sleep(0.6)  # a few heartbeats
+    client, _ = make_clients(owner.endpoint_url)
+    arn = client.create_solution_version(solutionArn=version["solutionArn"])["solutionVersionArn"]
+    time.sleep(2.5)  # at least two sweeps of the other server
+    # taken over, the version would have been restarted without the step delay and be ACTIVE by now
+    described = make_clients(sweeping.endpoint_url)[0].describe_solution_version(solutionVersionArn=arn)
+    assert described["solutionVersion"]["status"] == "CREATE PENDING"
+
+
 def test_job_of_a_killed_process_is_resumed(tmp_path, shop, start_server):
     _, version = shop.trained_group()
     process = subprocess.Popen(
@@ -240,3 +276,20 @@ def test_serve_refuses_other_hosts(tmp_path):
         cwd=REPO, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     assert result.returncode == 2 and "loopback" in result.stderr
+
+
+def test_serve_refuses_options_that_cannot_work(tmp_path):
+    from recsys_platform.local_personalize import start_in_background
+
+    # a negative delay would fail every job at its first step; a limit of 0 would never run one
+    named = "step_delay must not be negative.*max_running_jobs must be at least 1"
+    with pytest.raises(ValueError, match=named):
+        start_in_background(
+            state_dir=tmp_path / "s", lake_root=tmp_path / "l", step_delay=-1, max_running_jobs=0
+        )
+    result = subprocess.run(
+        [sys.executable, "-m", "recsys_platform.local_personalize",
+         "--port", "70000", "--home", str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert result.returncode == 2 and "port must be 0-65535, got 70000" in result.stderr

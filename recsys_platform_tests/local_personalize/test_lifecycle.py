@@ -104,6 +104,48 @@ def test_update_campaign_moves_to_the_new_version(personalize, runtime, shop):
     assert [c["campaignArn"] for c in listed] == [campaign]
 
 
+def test_a_campaign_whose_creation_failed_can_be_updated(personalize, runtime, shop, state_dir):
+    _, first = shop.trained_group()
+    for model_file in (state_dir / "models").rglob("model.pkl"):
+        model_file.unlink()  # the first version's model is gone: its campaign cannot go ACTIVE
+    created = personalize.create_campaign(name="broken", solutionVersionArn=first["solutionVersionArn"])
+    arn = created["campaignArn"]
+    failed = wait_for(lambda: personalize.describe_campaign(campaignArn=arn), "campaign")
+    assert failed["status"] == "CREATE FAILED" and "no trained model" in failed["failureReason"]
+    with pytest.raises(runtime.exceptions.InvalidInputException, match="CREATE FAILED"):
+        runtime.get_recommendations(campaignArn=arn, userId="u1")
+    second = shop.train(first["solutionArn"])
+    # the service accepts UpdateCampaign on an ACTIVE or a CREATE FAILED campaign
+    personalize.update_campaign(campaignArn=arn, solutionVersionArn=second["solutionVersionArn"])
+    updated = wait_for(lambda: personalize.describe_campaign(campaignArn=arn), "campaign")
+    assert updated["status"] == "ACTIVE" and updated["solutionVersionArn"] == second["solutionVersionArn"]
+    assert len(runtime.get_recommendations(campaignArn=arn, userId="u1", numResults=3)["itemList"]) == 3
+
+
+def test_a_failed_update_keeps_serving_the_old_version(personalize, runtime, shop, state_dir):
+    _, first = shop.trained_group()
+    campaign = shop.campaign(first["solutionVersionArn"])
+    before = runtime.get_recommendations(campaignArn=campaign, userId="u1", numResults=5)["itemList"]
+    second = shop.train(first["solutionArn"])
+    second_model = next(
+        path for path in (state_dir / "models").rglob("model.pkl")
+        if second["solutionVersionArn"].rsplit("/", 1)[-1] in path.parent.name
+    )
+    second_model.unlink()
+    personalize.update_campaign(campaignArn=campaign, solutionVersionArn=second["solutionVersionArn"])
+    failed = wait_for(lambda: personalize.describe_campaign(campaignArn=campaign), "campaign")
+    assert failed["status"] == "UPDATE FAILED"
+    assert failed["solutionVersionArn"] == first["solutionVersionArn"]
+    update = failed["latestCampaignUpdate"]
+    assert update["status"] == "UPDATE FAILED" and "no trained model" in update["failureReason"]
+    after = runtime.get_recommendations(campaignArn=campaign, userId="u1", numResults=5)["itemList"]
+    assert after == before
+    # a failed update may be retried, e.g. back to the version being served
+    personalize.update_campaign(campaignArn=campaign, solutionVersionArn=first["solutionVersionArn"])
+    retried = wait_for(lambda: personalize.describe_campaign(campaignArn=campaign), "campaign")
+    assert retried["status"] == "ACTIVE"
+
+
 def test_incremental_import_appends_and_full_replaces(personalize, shop, lake):
     group = shop.dataset_group()
     dataset = shop.interactions_dataset(group)

@@ -45,6 +45,18 @@ def test_changed_schema_is_refused_by_name(personalize, tmp_path):
         bootstrap(client, changed, FAST)
 
 
+def test_changed_solution_settings_are_refused_by_name(personalize):
+    client = personalize.get_client()
+    setup = load_setup()
+    bootstrap(client, setup, FAST)
+    auto_training = dataclasses.replace(setup.solution, perform_auto_training=True)
+    with pytest.raises(ValueError, match="performAutoTraining: False in Personalize, True in personalize.yaml"):
+        bootstrap(client, dataclasses.replace(setup, solution=auto_training), FAST)
+    purchases_only = dataclasses.replace(setup.solution, event_type="purchase")
+    with pytest.raises(ValueError, match="eventType: None in Personalize, 'purchase' in personalize.yaml"):
+        bootstrap(client, dataclasses.replace(setup, solution=purchases_only), FAST)
+
+
 def test_bootstrap_command_twice(recsys_home, monkeypatch, capsys):
     from recsys_platform.personalize import cli
     import argparse

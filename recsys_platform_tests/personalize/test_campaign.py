@@ -3,14 +3,17 @@ import math
 import pytest
 from dagster import DagsterInstance, materialize
 
-from recsys_platform.personalize.campaign import decide, personalize_campaign
+from recsys_platform.personalize.campaign import campaign_progress, decide, gate_decision, personalize_campaign
+from recsys_platform.personalize.config import load_setup
 from recsys_platform.personalize.snapshots import (
     personalize_interactions_csv,
     personalize_items_csv,
     personalize_users_csv,
 )
 from recsys_platform.personalize.training import personalize_dataset_import, personalize_solution_version
+from recsys_platform.personalize.waiting import PersonalizeJobFailed, WaitPolicy, wait_until_active
 from recsys_platform_tests.personalize.conftest import FAST_WAIT
+from recsys_platform_tests.personalize.synthetic_shop import fill_warehouse, synthetic_interactions
 
 CHAIN = [personalize_interactions_csv, personalize_items_csv, personalize_users_csv, personalize_dataset_import,
          personalize_solution_version, personalize_campaign]
@@ -88,3 +91,50 @@ def test_decide():
         decide(0.3, 0.3, tolerance=-1)
     with pytest.raises(ValueError, match="override"):
         decide(0.3, 0.3, tolerance=0, override="maybe")
+
+
+def test_an_earlier_failed_update_does_not_block_later_gates_but_a_new_one_fails():
+    failed_update = {
+        "status": "UPDATE FAILED", "solutionVersionArn": "arn:v1",
+        "latestCampaignUpdate": {"status": "UPDATE FAILED", "solutionVersionArn": "arn:v2",
+                                 "failureReason": "model could not be loaded"},
+    }
+    policy = WaitPolicy(poll_seconds=1, deadline_seconds=5)
+    # Waiting on the update this run started surfaces its failure...
+    with pytest.raises(PersonalizeJobFailed, match="UPDATE FAILED: model could not be loaded"):
+        wait_until_active(lambda: campaign_progress(failed_update), "campaign", policy, sleep=lambda s: None)
+    # ...but before the gate, an earlier run's failed update is settled: the campaign still serves arn:v1.
+    settled = wait_until_active(lambda: campaign_progress(failed_update, earlier_update_failure_ok=True),
+                                "campaign", policy, sleep=lambda s: None)
+    assert settled["solutionVersionArn"] == "arn:v1"
+    in_flight = {**failed_update, "latestCampaignUpdate": {"status": "UPDATE IN_PROGRESS"}}
+    assert campaign_progress(in_flight, earlier_update_failure_ok=True)["status"] == "UPDATE IN_PROGRESS"
+
+
+def test_gate_without_scores_moves_only_on_an_operator_override():
+    gate = load_setup().gate
+    promoted, check, metadata = gate_decision(None, gate, 0.0, "promote")
+    assert promoted.promote and not check.passed and metadata == {}
+    held, _, _ = gate_decision(None, gate, 0.0, "hold")
+    assert not held.promote
+
+
+def test_override_promotes_when_the_holdout_is_empty(recsys_home, lake, personalize):
+    import pyarrow.compute as pc
+
+    source = synthetic_interactions()
+    no_purchases = fill_warehouse(recsys_home, source.filter(pc.not_equal(source["EVENT_TYPE"], "purchase")))
+    instance = DagsterInstance.ephemeral()
+    resources = {"warehouse": no_purchases, "lake": lake, "personalize": personalize}
+    _run(instance, "2026-02-27", resources)
+    gated = materialize(CHAIN, instance=instance, partition_key="2026-02-28", run_config=_config(False),
+                        resources=resources, raise_on_error=False)
+    assert not gated.success  # nothing to score on: the gate fails, saying why
+    failure = next(e for e in gated.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "the holdout of 2026-02-28 is empty" in str(failure.event_specific_data.error.cause)
+    challenger = gated.asset_materializations_for_node("personalize_solution_version")[0].metadata[
+        "solution_version_arn"].value
+
+    promoted, _ = _run(instance, "2026-02-28", resources, selection=[personalize_campaign.key], override="promote")
+    assert promoted["decision"].value == "operator override: promote"
+    assert promoted["serving_solution_version_arn"].value == challenger

@@ -7,12 +7,8 @@ from recsys_platform.personalize.snapshots import (
     personalize_users_csv,
 )
 from recsys_platform.personalize.training import personalize_dataset_import
-from recsys_platform_tests.personalize.conftest import (
-    FAST_WAIT,
-    TRAINING_DATE,
-    fill_warehouse,
-    synthetic_interactions,
-)
+from recsys_platform_tests.personalize.conftest import FAST_WAIT
+from recsys_platform_tests.personalize.synthetic_shop import TRAINING_DATE, fill_warehouse, synthetic_interactions
 
 
 def test_v1_vs_v2_table_on_the_same_holdout(recsys_home, lake, personalize):

@@ -19,22 +19,24 @@ def test_repository_config():
     assert setup.gate.require_confidence is True
 
 
-def test_bad_config_names_the_problem(tmp_path):
+@pytest.mark.parametrize("edit, message", [
+    (lambda raw: raw["holdout"].update(percent_users=0), "holdout.percent_users must be in 1..99, got 0"),
+    (lambda raw: raw["datasets"].pop("users"), "datasets.users is missing"),
+    (lambda raw: raw["datasets"]["items"].update(schema="schemas/nope.json"), "nope.json of datasets.items does not exist"),
+    (lambda raw: raw["solution"].pop("recipe"), "solution: missing 'recipe'"),
+    (lambda raw: raw.pop("dataset_group"), "dataset_group is missing"),
+    (lambda raw: raw["campaign"].pop("name"), "campaign.name is missing"),
+    (lambda raw: raw["datasets"]["items"].pop("type"), "datasets.items.type is missing"),
+    (lambda raw: raw["holdout"].update(days=0), "holdout.days must be at least 1, got 0"),
+    (lambda raw: raw["gate"].update(metric="ndcg"), "gate.metric 'ndcg' is not one of"),
+    (lambda raw: raw["gate"].update(metric="coverage"), "gate.metric 'coverage' is not one of"),
+    (lambda raw: raw["gate"].update(tolerance=-0.1), "gate.tolerance must be >= 0, got -0.1"),
+    (lambda raw: raw["gate"].update(num_results=0), "gate.num_results must be in 1..500, got 0"),
+])
+def test_bad_config_fails_at_load_time_naming_the_setting(edit, message):
     raw = _raw()
-    raw["holdout"]["percent_users"] = 0
-    with pytest.raises(ValueError, match="holdout.percent_users must be in 1..99, got 0"):
-        parse_setup(raw, CONFIG_FILE.parent)
-    raw = _raw()
-    del raw["datasets"]["users"]
-    with pytest.raises(ValueError, match="datasets.users is missing"):
-        parse_setup(raw, CONFIG_FILE.parent)
-    raw = _raw()
-    raw["datasets"]["items"]["schema"] = "schemas/nope.json"
-    with pytest.raises(ValueError, match="nope.json of datasets.items does not exist"):
-        parse_setup(raw, CONFIG_FILE.parent)
-    raw = _raw()
-    del raw["solution"]["recipe"]
-    with pytest.raises(ValueError, match="solution: missing 'recipe'"):
+    edit(raw)
+    with pytest.raises(ValueError, match=message):
         parse_setup(raw, CONFIG_FILE.parent)
 
 

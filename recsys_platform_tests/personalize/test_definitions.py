@@ -30,7 +30,7 @@ def test_chain_definitions_load_with_each_deployments_resources(monkeypatch, tmp
 def test_retraining_job_runs_the_chain_with_default_config(recsys_home, warehouse):
     from dagster import DagsterInstance
 
-    from recsys_platform_tests.personalize.conftest import TRAINING_DATE
+    from recsys_platform_tests.personalize.synthetic_shop import TRAINING_DATE
 
     defs = Definitions(
         assets=chain.assets, jobs=chain.jobs, schedules=chain.schedules,

@@ -4,7 +4,7 @@ import recsys_platform.personalize as chain
 from recsys_platform.personalize.demo import run_personalize_demo
 from recsys_platform.resources.lake import build_lake_resource
 from recsys_platform.resources.personalize import build_personalize_resource
-from recsys_platform_tests.personalize.conftest import TRAINING_DATE, fill_warehouse, synthetic_interactions
+from recsys_platform_tests.personalize.synthetic_shop import TRAINING_DATE, fill_warehouse, synthetic_interactions
 
 
 def test_demo_prints_chain_recommendations_and_the_v1_v2_table(recsys_home, capsys):

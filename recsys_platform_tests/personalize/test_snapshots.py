@@ -14,7 +14,7 @@ from recsys_platform.personalize.snapshots import (
     personalize_users_csv,
     training_window,
 )
-from recsys_platform_tests.personalize.conftest import TRAINING_DATE, fill_warehouse, synthetic_interactions
+from recsys_platform_tests.personalize.synthetic_shop import TRAINING_DATE, fill_warehouse, synthetic_interactions
 
 
 def _held_out(user_id, setup):
@@ -147,3 +147,32 @@ def test_schema_check_names_what_is_wrong(lake):
     with pytest.raises(ValueError, match="lacks schema fields"):
         write_csv_snapshot([pa.record_batch({"USER_ID": ["u1"]})], schema, lake, "snap/missing.csv")
     assert not lake.exists("snap/missing.csv")
+
+
+def test_timestamps_that_are_not_epoch_seconds_are_refused_and_nothing_is_written(lake):
+    import datetime as dt
+
+    import pyarrow as pa
+
+    from recsys_platform.personalize.snapshots import csv_schema, write_csv_snapshot
+
+    schema = csv_schema(load_setup().datasets["users"])
+    signup = pa.array([dt.datetime(2025, 1, 1)], pa.timestamp("us"))
+    with pytest.raises(ValueError, match=r"SIGNUP_TIMESTAMP is timestamp\[us\], but Personalize needs epoch seconds"):
+        write_csv_snapshot([pa.record_batch({"USER_ID": ["u1"], "SIGNUP_TIMESTAMP": signup})], schema, lake, "snap/t.csv")
+    assert not lake.exists("snap/t.csv")
+    epoch = pa.array([1735689600], pa.int64())
+    write_csv_snapshot([pa.record_batch({"USER_ID": ["u1"], "SIGNUP_TIMESTAMP": epoch})], schema, lake, "snap/t.csv")
+    assert lake.read_text("snap/t.csv") == 'USER_ID,SIGNUP_TIMESTAMP\n"u1",1735689600\n'
+
+
+def test_preview_table_keeps_multi_value_categories_in_one_cell():
+    import pyarrow as pa
+
+    from recsys_platform.personalize.snapshots import markdown_table
+
+    table = pa.table({"ITEM_ID": ["i1", "i2"], "CATEGORIES": ["Bags|Totes", None]})
+    assert markdown_table(table).splitlines() == [
+        "| ITEM_ID | CATEGORIES |", "|---|---|", "| i1 | Bags\\|Totes |", "| i2 |  |",
+    ]
+    assert markdown_table(table.slice(0, 0)) == "(no rows)"

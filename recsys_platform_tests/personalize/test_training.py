@@ -6,7 +6,8 @@ from recsys_platform.personalize.snapshots import (
     personalize_users_csv,
 )
 from recsys_platform.personalize.training import personalize_dataset_import, personalize_solution_version
-from recsys_platform_tests.personalize.conftest import FAST_WAIT, TRAINING_DATE  # noqa: F401
+from recsys_platform_tests.personalize.conftest import FAST_WAIT
+from recsys_platform_tests.personalize.synthetic_shop import TRAINING_DATE
 
 SNAPSHOTS = [personalize_interactions_csv, personalize_items_csv, personalize_users_csv]
 METRIC_KEYS = {
@@ -69,7 +70,7 @@ def test_import_and_training_then_rerun_resumes_instead_of_duplicating(warehouse
 
 
 def test_failed_training_surfaces_its_reason_and_the_next_attempt_gets_a_new_name(recsys_home, lake, personalize):
-    from recsys_platform_tests.personalize.conftest import fill_warehouse, synthetic_interactions
+    from recsys_platform_tests.personalize.synthetic_shop import fill_warehouse, synthetic_interactions
 
     # Too little data: the blocking minimums check stops the chain before the import ...
     small = fill_warehouse(recsys_home / "small", synthetic_interactions(n_users=20, n_events=300))

@@ -96,3 +96,13 @@ def test_cancelled_run_stops_the_remote_job():
         wait_until_active(describe, "training", WaitPolicy(1, 100), on_interrupt=lambda: stopped.append("stop"),
                           sleep=clock.sleep, clock=clock)
     assert stopped == ["stop"]
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("poll_seconds", 0, "poll_seconds must be positive, got 0"),
+    ("first_poll_seconds", 0, "first_poll_seconds must be positive, got 0"),
+    ("deadline_seconds", -1, "deadline_seconds must be >= 0, got -1"),
+])
+def test_wait_policy_refuses_intervals_that_would_never_wait(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        WaitPolicy(**{field: value})

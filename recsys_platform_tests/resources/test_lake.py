@@ -70,6 +70,15 @@ def test_uris_and_key_from_uri(tmp_path, s3_lake):
         s3_lake.key_from_uri("s3://other/x")
 
 
+def test_folder_uris_name_a_prefix_in_both_flavours(lake):
+    # Batch inference output goes to a folder URI; both flavours must accept one.
+    uri = lake.folder_uri("personalize/batch-inference/job-1/")
+    assert uri == lake.folder_uri("personalize/batch-inference/job-1") == lake.uri("personalize/batch-inference/job-1") + "/"
+    assert uri.startswith("s3://") and lake.key_from_uri(uri) == "personalize/batch-inference/job-1/"
+    with pytest.raises(ValueError, match="relative path"):
+        lake.folder_uri("a/../b/")
+
+
 def test_local_lake_layout_matches_uri(tmp_path):
     lake = LocalLake(root=str(tmp_path), bucket="b")
     lake.put_text("k/v.txt", "hi")

@@ -79,20 +79,18 @@ def run(args) -> int:
 
 
 def _print_rows(warehouse, first_day: dt.date, last_day: dt.date) -> None:
+    from recsys_platform.table_stats import PartitionRange, rows_per_day, total_rows
+
     print("\nrows per asset")
     print(f"  {'asset':<22}{'rows':>12}")
+    days = PartitionRange(first_day, last_day)
     for table in GA4_TABLES:
-        n = warehouse.query(
-            f"SELECT COUNT(*) AS n FROM recsys.{table} WHERE event_date BETWEEN @first_day AND @last_day",
-            {"first_day": first_day, "last_day": last_day},
-        ).to_pylist()[0]["n"]
-        print(f"  {table:<22}{n:>12,}")
+        print(f"  {table:<22}{sum(rows_per_day(warehouse, table, days).values()):>12,}")
     for table in ("items", "users", "orders", "order_items"):
-        n = warehouse.query(f"SELECT COUNT(*) AS n FROM product_db.{table}").to_pylist()[0]["n"]
-        print(f"  {'product_db/' + table:<22}{n:>12,}")
+        print(f"  {'product_db/' + table:<22}{total_rows(warehouse, 'product_db', table):>12,}")
     by_type = warehouse.query(
         "SELECT EVENT_TYPE AS t, COUNT(*) AS n, COUNT(DISTINCT USER_ID) AS users FROM recsys.interactions "
         "WHERE event_date BETWEEN @first_day AND @last_day GROUP BY 1 ORDER BY 2 DESC",
-        {"first_day": first_day, "last_day": last_day},
+        days.params,
     ).to_pylist()
     print("  interactions by EVENT_TYPE: " + ", ".join(f"{r['t']} {r['n']:,}" for r in by_type))

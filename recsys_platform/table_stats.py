@@ -55,17 +55,29 @@ def _in_range(table: str, date_column: str) -> exp.Select:
 
 
 def null_counts(
-    warehouse: Warehouse, table: str, columns: Sequence[str], days: PartitionRange, date_column: str = "event_date"
+    warehouse: Warehouse, table: str, columns: Sequence[str], days: PartitionRange, date_column: str = "event_date",
+    flag_columns: Sequence[str] = (),
 ) -> dict[str, int]:
-    """{"rows": n, "<column>_nulls": n, ...} for the range."""
+    """{"rows": n, "<column>_nulls": n, ..., "<flag>_true": n, ...} for the range, in one scan."""
     select = _in_range(table, date_column).select(exp.alias_(exp.Count(this=exp.Star()), "rows"))
     for column in columns:
         validate_identifier(column, "column")
         select = select.select(
             exp.alias_(exp.func("COUNTIF", exp.column(column).is_(exp.null())), f"{column}_nulls")
         )
+    for column in flag_columns:
+        validate_identifier(column, "column")
+        select = select.select(exp.alias_(exp.func("COUNTIF", exp.column(column)), f"{column}_true"))
     row = warehouse.query(_bigquery(select), days.params).to_pylist()[0]
     return {k: int(v or 0) for k, v in row.items()}
+
+
+def total_rows(warehouse: Warehouse, dataset: str, table: str) -> int:
+    """Rows of a whole table (e.g. a product DB table, which has no partitions)."""
+    select = exp.select(exp.alias_(exp.Count(this=exp.Star()), "n")).from_(
+        exp.table_(validate_identifier(table, "table"), db=validate_identifier(dataset, "dataset"))
+    )
+    return int(warehouse.query(_bigquery(select)).to_pylist()[0]["n"])
 
 
 def rows_per_day(warehouse: Warehouse, table: str, days: PartitionRange, date_column: str = "event_date") -> dict[str, int]:

@@ -59,11 +59,7 @@ def build_refined_asset(event: TrackedEvent) -> AssetsDefinition:
         drops = {k: int(v or 0) for k, v in
                  warehouse.query(read_sql(__file__, "ga4_item_events_drops.sql"), params).to_pylist()[0].items()}
         per_day = rows_per_day(warehouse, name, days)
-        nulls = null_counts(warehouse, name, [*KEY_COLUMNS, "user_id"], days)
-        stitched = warehouse.query(
-            f"SELECT COUNTIF(is_stitched) AS n FROM recsys.{name} WHERE event_date BETWEEN @first_day AND @last_day",
-            days.params,
-        ).to_pylist()[0]["n"] or 0
+        nulls = null_counts(warehouse, name, [*KEY_COLUMNS, "user_id"], days, flag_columns=["is_stitched"])
         anonymous_share = nulls["user_id_nulls"] / rows if rows else 0.0
         key_nulls = {f"{c}_nulls": nulls[f"{c}_nulls"] for c in KEY_COLUMNS}
         return MaterializeResult(
@@ -74,7 +70,7 @@ def build_refined_asset(event: TrackedEvent) -> AssetsDefinition:
                 "events_without_items": drops["events_without_items"],
                 "items_without_item_id": drops["items_without_item_id"],
                 "items_without_price": drops["items_without_price"],
-                "rows_stitched_to_user_id": int(stitched),
+                "rows_stitched_to_user_id": nulls["is_stitched_true"],
                 "anonymous_share": anonymous_share,
                 "rows_per_day": MetadataValue.json(per_day),
                 "preview": preview(warehouse, name, PREVIEW_COLUMNS, days, order_by="event_ts"),

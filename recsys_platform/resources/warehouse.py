@@ -270,8 +270,10 @@ class DuckDBWarehouse(Warehouse):
             "AND starts_with(table_name, ?)",
             [catalog, schema, prefix],
         ).fetchall()
+        # Only plain identifiers become part of the statement (the names come from the export file).
         suffixes = sorted(
-            name[len(prefix):] for (name,) in rows if first <= name[len(prefix):] <= last
+            name[len(prefix):] for (name,) in rows
+            if first <= name[len(prefix):] <= last and _IDENTIFIER.match(name)
         )
         alias = table.alias or table.name.rstrip("*")
         if not suffixes:

@@ -25,13 +25,19 @@ demo: setup $(DAGSTER_HOME)/dagster.yaml
 	DAGSTER_DISABLE_TELEMETRY=1 $(VENV)/bin/recsys-platform demo
 
 test: setup
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -n 2 -q
 
 bench: setup
 	$(PY) -m bench.run
 
+# The UI and daemon on the embedded default's state, with the local Personalize beside them (the pipeline
+# reaches it over HTTP only). If one already serves on 8765 (`make serve`), that one is used.
 dev: setup $(DAGSTER_HOME)/dagster.yaml
-	DAGSTER_DISABLE_TELEMETRY=1 $(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1
+	$(VENV)/bin/recsys-platform serve --host 127.0.0.1 --port 8765 & serve=$$!; \
+	trap 'kill $$serve 2>/dev/null' EXIT INT TERM; \
+	DAGSTER_DISABLE_TELEMETRY=1 RECSYS_PERSONALIZE_ENDPOINT_URL=http://127.0.0.1:8765 \
+	  $(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1
 
 serve: setup
 	$(VENV)/bin/recsys-platform serve --host 127.0.0.1 --port 8765

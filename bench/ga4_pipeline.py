@@ -25,7 +25,7 @@ def run(out_dir: Path, quick: bool = False) -> dict:
         with tempfile.TemporaryDirectory(prefix="recsys-bench-") as home:
             env = {**os.environ, "RECSYS_HOME": home, "RECSYS_ENV": "local", "RECSYS_START_DATE": "2026-01-01"}
             started = time.perf_counter()
-            _python(["-m", "recsys_platform.cli", "simulate", "--days", "1", "--start-date", DAY,
+            _python(["-m", "recsys_platform.cli.main", "simulate", "--days", "1", "--start-date", DAY,
                      "--events-per-day", str(events), "--seed", "7"], env)
             simulate_seconds = time.perf_counter() - started
             samples = [json.loads(_python(["-m", "bench.ga4_pipeline", "--measure"], env).splitlines()[-1])
@@ -70,15 +70,14 @@ def measure() -> None:
     """In a fresh process: materialize the GA4 day job's assets for DAY, report time and peak memory."""
     from dagster import materialize
 
-    from recsys_platform.ga4.events import ga4_events
-    from recsys_platform.ga4.refined import refined_assets
-    from recsys_platform.interactions.assets import interactions
-    from recsys_platform.resources import build_warehouse
+    from recsys_platform.definitions import build_definitions
+    from recsys_platform.settings import PlatformSettings
 
-    warehouse = build_warehouse("local")
+    defs = build_definitions(PlatformSettings.from_environment())
+    assets = [defs.get_assets_def(name) for name in (
+        "ga4_events", "ga4_item_views", "ga4_cart_adds", "ga4_wishlist_adds", "ga4_purchases", "interactions")]
     started = time.perf_counter()
-    result = materialize([ga4_events, *refined_assets, interactions], partition_key=DAY,
-                         resources={"warehouse": warehouse})
+    result = materialize(assets, partition_key=DAY, resources={"warehouse": defs.resources["warehouse"]})
     seconds = time.perf_counter() - started
     [mat] = result.asset_materializations_for_node("interactions")
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

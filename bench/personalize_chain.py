@@ -59,16 +59,18 @@ def _step_seconds(instance, run_id: str) -> dict[str, float]:
 def _one_repeat(users: int, items: int, events: int) -> dict:
     from dagster import DagsterInstance, materialize
 
-    import recsys_platform.personalize as chain
-    from recsys_platform.resources.lake import LocalLake
-    from recsys_platform.resources.personalize import LocalPersonalizeResource
+    from recsys_platform.definitions import build_definitions
+    from recsys_platform.settings import PlatformSettings
+    from recsys_platform.standins.local_personalize.server import start_in_background
 
     with tempfile.TemporaryDirectory(prefix="recsys-chain-bench-") as home:
         os.environ["RECSYS_HOME"] = home
-        warehouse = _shop(Path(home), users, items, events)
-        personalize = LocalPersonalizeResource(state_dir=f"{home}/personalize", lake_root=f"{home}/lake")
-        resources = {"warehouse": warehouse, "lake": LocalLake(root=f"{home}/lake"), "personalize": personalize}
-        assets = [a for a in chain.assets if a.key.to_user_string() in STEPS]
+        _shop(Path(home), users, items, events)
+        server = start_in_background(f"{home}/personalize", f"{home}/lake")
+        os.environ["RECSYS_PERSONALIZE_ENDPOINT_URL"] = server.endpoint_url
+        defs = build_definitions(PlatformSettings.from_environment())
+        assets = [defs.get_assets_def(name) for name in STEPS]
+        resources = defs.resources
         instance = DagsterInstance.ephemeral()
         sample = {}
         try:
@@ -77,10 +79,10 @@ def _one_repeat(users: int, items: int, events: int) -> dict:
                 # Default run config, as the schedule and the demo run it (polling starts at 1s and doubles).
                 result = materialize(assets, instance=instance, partition_key=day, resources=resources)
                 sample[label] = {"total": time.perf_counter() - started, **_step_seconds(instance, result.run_id)}
-                decision = result.asset_materializations_for_node("personalize_campaign")[0].metadata["decision"]
-                sample[label]["decision"] = decision.value
+                sample[label]["decision"] = result.asset_value("personalize_campaign").decision
         finally:
-            personalize.close()
+            server.stop()
+            del os.environ["RECSYS_PERSONALIZE_ENDPOINT_URL"]
     return sample
 
 

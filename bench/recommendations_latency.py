@@ -19,7 +19,7 @@ import boto3
 import numpy as np
 from botocore.config import Config
 
-from recsys_platform.local_personalize import start_in_background
+from recsys_platform.standins.local_personalize.server import start_in_background
 
 RECIPE = "arn:aws:personalize:::recipe/aws-user-personalization-v2"
 BUCKET = "bench-lake"

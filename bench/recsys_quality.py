@@ -21,10 +21,10 @@ import time
 
 import numpy as np
 
-from recsys_platform.evaluation.compare import paired_difference
-from recsys_platform.evaluation.holdout import platform_purchase_holdout
-from recsys_platform.evaluation.metrics import UserScores, bootstrap_interval
-from recsys_platform.evaluation.protocol import evaluate_split, personalize_split, score_recommendations
+from recsys_platform.shared.paired_comparison import paired_difference
+from recsys_platform.modelling.evaluation.recent_purchases_split import recent_purchases_split
+from recsys_platform.shared.offline_metrics import UserScores, bootstrap_interval
+from recsys_platform.modelling.evaluation.protocol import evaluate_split, personalize_split, score_recommendations
 
 DATA_DIR = pathlib.Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "real"
 DATASETS = [  # name, file, read_real_log format
@@ -69,10 +69,11 @@ SHORT = {
 
 
 def load(path: pathlib.Path, log_format: str):
-    from recsys_platform.recommenders.io import interaction_log_from_ga4_events
-    from recsys_platform.simulator.real_logs import read_real_log
+    from recsys_platform.defs.ga4.taxonomy import load_taxonomy
+    from recsys_platform.modelling.recommenders.io import interaction_log_from_ga4_events
+    from recsys_platform.standins.ga4_simulator.real_logs import read_real_log
 
-    return interaction_log_from_ga4_events(read_real_log(path, log_format))
+    return interaction_log_from_ga4_events(read_real_log(path, log_format), load_taxonomy().event_type_by_ga4_event)
 
 
 def _pooled(parts: list[tuple[str, UserScores]]) -> UserScores:
@@ -119,7 +120,7 @@ def evaluate_dataset(log, seeds: list[int], quick: bool, models: dict) -> dict:
                 coverage_parts["purchase (P)"].setdefault(name, []).append(scored.metrics["coverage"])
     if has_purchases:
         try:
-            holdout = platform_purchase_holdout(log, max_users=max_scored, seed=seeds[0])
+            holdout = recent_purchases_split(log, max_users=max_scored, seed=seeds[0])
         except ValueError:
             holdout = None
         if holdout is not None:
@@ -157,7 +158,7 @@ def evaluate_dataset(log, seeds: list[int], quick: bool, models: dict) -> dict:
 
 def synthetic_catalogue_log(n_items: int, n_users: int, n_interactions: int, seed: int = 0):
     """A log touching every one of `n_items` items, with a long-tailed popularity, for serving timings."""
-    from recsys_platform.recommenders.base import InteractionLog
+    from recsys_platform.modelling.recommenders.base import InteractionLog
 
     rng = np.random.default_rng(seed)
     head = np.minimum((rng.pareto(1.2, n_interactions) * 50).astype(np.int64), n_items - 1)
@@ -176,7 +177,7 @@ def synthetic_catalogue_log(n_items: int, n_users: int, n_interactions: int, see
 
 def serving_latency(n_items: int = 100_000, requests: int = 300) -> dict:
     """Milliseconds per `recommend(user, 25)` for a catalogue of `n_items` items (median, p99)."""
-    from recsys_platform.recommenders.base import create_recommender
+    from recsys_platform.modelling.recommenders.registry import create_recommender
 
     log = synthetic_catalogue_log(n_items, n_users=30_000, n_interactions=300_000)
     users = np.unique(log.user_ids)[:: max(1, 30_000 // requests)][:requests]

@@ -12,7 +12,7 @@ import platform
 import sys
 import time
 
-from recsys_platform.settings import local_paths
+from recsys_platform.settings import PlatformSettings
 
 SECTIONS = ["ga4_pipeline", "personalize_chain", "recommendations_latency", "recsys_quality"]
 
@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer repeats")
     parser.add_argument("--only", nargs="*", choices=SECTIONS, help="run only these sections")
     args = parser.parse_args(argv)
-    out_dir = local_paths().bench
+    out_dir = PlatformSettings.from_environment().paths.bench
     out_dir.mkdir(parents=True, exist_ok=True)
     report = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "python": sys.version.split()[0],
               "machine": platform.machine(), "quick": args.quick, "sections": {}}

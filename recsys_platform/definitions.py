@@ -1,33 +1,71 @@
-"""The code location: every asset, check, job, schedule, sensor and resource of the platform."""
+"""The code location: the whole asset graph, its checks, jobs, schedules and sensors, and the resources of
+the deployment `RECSYS_ENV` names. Read top to bottom, `build_definitions` is the map of the graph.
 
-from dagster import Definitions
+Dagster calls `defs()` when it loads the code location (the webserver, the daemon, every run worker and
+step process), so configuration is read then, not when this module is imported.
+"""
 
-from recsys_platform import personalize
-from recsys_platform.ga4.events import ga4_events
-from recsys_platform.ga4.export import ga4_export
-from recsys_platform.ga4.jobs import (
-    ga4_daily_job,
-    ga4_daily_schedule,
-    ga4_merge_deadline_checks,
-    ga4_merge_deadline_sensor,
-)
-from recsys_platform.ga4.refined import refined_assets
-from recsys_platform.ga4.sensors import ga4_export_sensor
-from recsys_platform.interactions.assets import interactions
-from recsys_platform.product_db import product_db_specs
-from recsys_platform.resources import build_resources
+from __future__ import annotations
+
+import dagster as dg
+
+from recsys_platform.defs.ga4.daily_job import build_ga4_daily_job, build_ga4_daily_schedule, build_merge_deadline_checks
+from recsys_platform.defs.ga4.events import build_ga4_events
+from recsys_platform.defs.ga4.export import build_ga4_export
+from recsys_platform.defs.ga4.export_sensor import build_ga4_export_sensor
+from recsys_platform.defs.ga4.refined import build_refined_assets
+from recsys_platform.defs.ga4.taxonomy import load_taxonomy
+from recsys_platform.defs.interactions.interactions import build_interactions
+from recsys_platform.defs.personalize.campaign import build_campaign
+from recsys_platform.defs.personalize.dataset_import import build_dataset_import
+from recsys_platform.defs.personalize.model_comparison import build_model_comparison
+from recsys_platform.defs.personalize.personalize_setup import load_setup
+from recsys_platform.defs.personalize.retraining_job import build_retraining_job, build_retraining_schedule
+from recsys_platform.defs.personalize.snapshots import HANDOFF_IO_MANAGER, build_snapshot_assets
+from recsys_platform.defs.personalize.solution_version import build_solution_version
+from recsys_platform.defs.product_db import product_db_specs
+from recsys_platform.lib.deployments import resources_for
+from recsys_platform.lib.handoff_io_manager import LakeHandoffIOManager
+from recsys_platform.lib.partitions import daily_partitions
+from recsys_platform.settings import PlatformSettings
 
 
-def build_definitions(env: str | None = None) -> Definitions:
-    """The definitions with resources for `env` (default RECSYS_ENV), resolved from the environment now."""
-    return Definitions(
-        assets=[ga4_export, *product_db_specs, ga4_events, *refined_assets, interactions, *personalize.assets],
-        asset_checks=[*ga4_merge_deadline_checks, *personalize.asset_checks],
-        jobs=[ga4_daily_job, *personalize.jobs],
-        schedules=[ga4_daily_schedule, *personalize.schedules],
-        sensors=[ga4_export_sensor, ga4_merge_deadline_sensor, *personalize.sensors],
-        resources=build_resources(env),
+def build_definitions(settings: PlatformSettings) -> dg.Definitions:
+    days = daily_partitions(settings)
+    timezone = settings.timezone
+    taxonomy = load_taxonomy()
+    personalize = load_setup()
+
+    # GA4 export -> merged raw -> refined item tables -> interactions (with the product DB's purchases)
+    ga4_assets = [
+        build_ga4_export(days),
+        build_ga4_events(days, timezone),
+        *build_refined_assets(taxonomy, days, timezone),
+        build_interactions(taxonomy, days, timezone),
+    ]
+    # interactions -> lake snapshots -> dataset import -> solution version -> gated campaign (+ the experiment)
+    personalize_assets = [
+        *build_snapshot_assets(personalize, days, timezone),
+        build_dataset_import(personalize, days),
+        build_solution_version(personalize, days),
+        build_campaign(personalize, days, timezone),
+        build_model_comparison(personalize, days),
+    ]
+    ga4_daily_job = build_ga4_daily_job(taxonomy)
+    retraining_job = build_retraining_job()
+    deadline_checks, deadline_sensor = build_merge_deadline_checks(timezone)
+
+    resources = resources_for(settings)
+    return dg.Definitions(
+        assets=[*ga4_assets, *product_db_specs, *personalize_assets],
+        asset_checks=deadline_checks,
+        jobs=[ga4_daily_job, retraining_job],
+        schedules=[build_ga4_daily_schedule(ga4_daily_job), build_retraining_schedule(retraining_job)],
+        sensors=[build_ga4_export_sensor(days), deadline_sensor],
+        resources={**resources, HANDOFF_IO_MANAGER: LakeHandoffIOManager(lake=resources["lake"])},
     )
 
 
-defs = build_definitions()
+@dg.definitions
+def defs() -> dg.Definitions:
+    return build_definitions(PlatformSettings.from_environment())

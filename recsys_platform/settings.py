@@ -1,22 +1,28 @@
-"""Where the embedded default keeps its state, and the GA4 property the platform serves.
+"""The deployment's settings, read from the environment (or a `.env` file) when the definitions are built.
 
-Everything is read from the environment (a `.env` file in the working directory works too), so the
-same code runs under `make demo`, `dagster dev`, tests and production.
+Nothing here is read at import: `PlatformSettings.from_environment()` is called by `definitions.py`, the
+command line and tests, each at the moment it builds what it needs, so a changed `RECSYS_HOME` or time
+zone is never shadowed by an earlier import.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from dotenv import load_dotenv
-
-load_dotenv(override=False)
-
+DEPLOYMENTS = ("local", "aws")
 DEFAULT_PROPERTY_ID = "123456789"
-DEFAULT_TIMEZONE = "Asia/Seoul"
+# The embedded default simulates a Korean shop (the source article's); production must say its own zone.
+LOCAL_DEFAULT_TIMEZONE = "Asia/Seoul"
 DEFAULT_START_DATE = "2026-01-01"
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable and what it expects."""
 
 
 @dataclass(frozen=True)
@@ -59,28 +65,71 @@ class LocalPaths:
         return self.home / "bench"
 
 
-def local_paths() -> LocalPaths:
-    return LocalPaths(Path(os.environ.get("RECSYS_HOME", ".recsys")).resolve())
+@dataclass(frozen=True)
+class PlatformSettings:
+    """What every definition depends on: the deployment, the GA4 property and its calendar."""
+
+    deployment: str
+    home: Path
+    ga4_property_id: str
+    timezone: str
+    start_date: dt.date
+
+    @property
+    def paths(self) -> LocalPaths:
+        return LocalPaths(self.home)
+
+    @property
+    def export_dataset(self) -> str:
+        return f"analytics_{self.ga4_property_id}"
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None, read_dotenv: bool = True) -> PlatformSettings:
+        """Settings from `environ` (default: the process environment, after loading `.env` if present)."""
+        if environ is None:
+            if read_dotenv:
+                from dotenv import load_dotenv
+
+                load_dotenv(override=False)
+            environ = os.environ
+        deployment = environ.get("RECSYS_ENV", "local")
+        if deployment not in DEPLOYMENTS:
+            raise SettingsError(f"RECSYS_ENV must be one of {DEPLOYMENTS}, got {deployment!r}")
+        timezone = environ.get("RECSYS_GA4_TIMEZONE")
+        if not timezone:
+            if deployment != "local":
+                # Partitions, schedules, the day of each DB purchase and the holdout all follow it: a wrong
+                # default would misplace data without any error, so production must say it.
+                raise SettingsError(
+                    "RECSYS_GA4_TIMEZONE is required when RECSYS_ENV=aws: set it to the GA4 property's "
+                    "reporting time zone (Admin > Property details), e.g. Europe/Berlin"
+                )
+            timezone = LOCAL_DEFAULT_TIMEZONE
+        return cls(
+            deployment=deployment,
+            home=Path(environ.get("RECSYS_HOME", ".recsys")).resolve(),
+            ga4_property_id=_property_id(environ.get("RECSYS_GA4_PROPERTY_ID", DEFAULT_PROPERTY_ID)),
+            timezone=_timezone(timezone),
+            start_date=_date("RECSYS_START_DATE", environ.get("RECSYS_START_DATE", DEFAULT_START_DATE)),
+        )
 
 
-def recsys_env() -> str:
-    env = os.environ.get("RECSYS_ENV", "local")
-    if env not in ("local", "aws"):
-        raise ValueError(f"RECSYS_ENV must be 'local' or 'aws', got {env!r}")
-    return env
-
-
-def ga4_property_id() -> str:
-    value = os.environ.get("RECSYS_GA4_PROPERTY_ID", DEFAULT_PROPERTY_ID)
+def _property_id(value: str) -> str:
     if not value.isdigit():
-        raise ValueError(f"RECSYS_GA4_PROPERTY_ID must be the numeric GA4 property id, got {value!r}")
+        raise SettingsError(f"RECSYS_GA4_PROPERTY_ID must be the numeric GA4 property id, got {value!r}")
     return value
 
 
-def ga4_timezone() -> str:
-    """The GA4 property's reporting time zone: `event_date` and the daily partitions are in it."""
-    return os.environ.get("RECSYS_GA4_TIMEZONE", DEFAULT_TIMEZONE)
+def _timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(f"RECSYS_GA4_TIMEZONE {name!r} is not an IANA time zone such as Asia/Seoul") from None
+    return name
 
 
-def partitions_start_date() -> str:
-    return os.environ.get("RECSYS_START_DATE", DEFAULT_START_DATE)
+def _date(variable: str, value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise SettingsError(f"{variable} must be a date like 2026-01-01, got {value!r}") from None

@@ -1,5 +1,11 @@
 """The code location loads, with every asset, check, job, schedule and sensor the platform promises."""
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from dagster import AssetKey
 
@@ -8,7 +14,11 @@ from dagster import AssetKey
 def defs():
     from recsys_platform.definitions import defs
 
-    return defs
+    with pytest.MonkeyPatch.context() as patch:
+        for name in [n for n in os.environ if n.startswith("RECSYS_")]:
+            patch.delenv(name)  # the defaults, whatever the developer's shell says
+        patch.chdir(Path(__file__).parent)  # and no .env of the developer's
+        return defs()  # what Dagster does when it loads the code location
 
 
 GA4_ASSETS = {"ga4_export", "ga4_events", "ga4_item_views", "ga4_cart_adds", "ga4_wishlist_adds", "ga4_purchases",
@@ -46,17 +56,62 @@ def test_warehouse_steps_share_one_pool(defs):
         assert graph.get(AssetKey(key)).pools == {"warehouse"}
 
 
-def test_production_resources_need_no_local_state(monkeypatch):
-    from recsys_platform.resources import build_resources
-    from recsys_platform.resources.warehouse import BigQueryWarehouse
-
-    resources = build_resources("aws")
-    assert isinstance(resources["warehouse"], BigQueryWarehouse)
+SNAPSHOT = Path(__file__).with_name("asset_graph.json")
 
 
-def test_unknown_environment_is_refused(monkeypatch):
-    from recsys_platform.settings import recsys_env
+def asset_graph_summary(defs) -> dict:
+    """What a reviewer should see change on purpose: every asset's group, partitions, parents, checks, pool,
+    kinds and hand-off IO manager, and the jobs, schedules and sensors."""
+    graph = defs.resolve_asset_graph()
+    checks = {}
+    for key in graph.asset_check_keys:
+        checks.setdefault(key.asset_key.to_user_string(), []).append(key.name)
+    assets = {}
+    for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
+        node = graph.get(key)
+        partitions = node.partitions_def
+        assets[key.to_user_string()] = {
+            "group": node.group_name,
+            "partitions": None if partitions is None else f"{type(partitions).__name__}({partitions.timezone})",
+            "parents": sorted(parent.to_user_string() for parent in node.parent_keys),
+            "checks": sorted(checks.get(key.to_user_string(), [])),
+            "pools": sorted(node.pools or []),
+            "kinds": sorted(node.kinds),
+            "executable": node.is_executable,
+        }
+    repository = defs.get_repository_def()
+    return {
+        "assets": assets,
+        "jobs": sorted(job.name for job in repository.get_all_jobs() if not job.name.startswith("__")),
+        "schedules": {s.name: s.cron_schedule for s in repository.schedule_defs},
+        "sensors": sorted(s.name for s in repository.sensor_defs),
+    }
 
-    monkeypatch.setenv("RECSYS_ENV", "staging")
-    with pytest.raises(ValueError, match="RECSYS_ENV"):
-        recsys_env()
+
+def test_asset_graph_matches_its_snapshot(defs):
+    """A change to keys, groups, partitions, lineage, checks or pools is deliberate: regenerate the snapshot
+    with RECSYS_UPDATE_SNAPSHOT=1 and review its diff."""
+    summary = asset_graph_summary(defs)
+    if os.environ.get("RECSYS_UPDATE_SNAPSHOT"):
+        SNAPSHOT.write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
+    assert summary == json.loads(SNAPSHOT.read_text())
+
+
+def test_loading_the_code_location_pulls_in_no_stand_in_model_or_cloud_library(tmp_path):
+    """What every step process pays: importing and building the definitions in local mode."""
+    code = (
+        "import sys, json\n"
+        "import recsys_platform.definitions as d\n"
+        "d.defs()\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECSYS_")}
+    env["RECSYS_HOME"] = str(tmp_path)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    loaded = set(json.loads(result.stdout.splitlines()[-1]))
+    unwanted = [m for m in loaded if m.startswith(("recsys_platform.standins", "recsys_platform.modelling",
+                                                   "recsys_platform.cli", "implicit", "scipy", "google.cloud.bigquery",
+                                                   "dagster_gcp", "dagster_aws"))]
+    assert unwanted == []
+    assert "recsys_platform.defs.personalize.campaign" in loaded  # the probe did load the whole graph

@@ -2,7 +2,7 @@
 
 import re
 
-from recsys_platform.cli import main
+from recsys_platform.cli.main import main
 
 
 def test_demo_simulates_runs_the_ga4_job_and_prints_rows_per_asset(recsys_home, tmp_path, capsys, monkeypatch):

@@ -8,8 +8,8 @@ import sqlglot
 from sqlglot.errors import ErrorLevel
 
 import recsys_platform
-from recsys_platform.interactions.assets import interactions_sql
-from recsys_platform.taxonomy import load_taxonomy
+from recsys_platform.defs.interactions.interactions import interactions_sql
+from recsys_platform.defs.ga4.taxonomy import load_taxonomy
 
 SQL_FILES = sorted(Path(recsys_platform.__file__).parent.rglob("sql/*.sql"))
 

@@ -1,6 +1,6 @@
 import pytest
 
-from recsys_platform.taxonomy import load_taxonomy, parse_taxonomy
+from recsys_platform.defs.ga4.taxonomy import load_taxonomy, parse_taxonomy
 
 
 def test_shipped_taxonomy_maps_the_four_ecommerce_events():

@@ -100,9 +100,9 @@ def defs(served_homes):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("RECSYS_HOME", str(recsys_home))
         patch.setenv("RECSYS_ENV", "local")
-        from recsys_platform.definitions import defs
+        from recsys_platform_tests.code_location import platform_definitions
 
-        return defs
+        return platform_definitions()
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from recsys_platform.recommenders.base import InteractionLog
+from recsys_platform.modelling.recommenders.base import InteractionLog
 
 
 def random_log(n_users=50, n_items=40, per_user=20, seed=0, purchase_share=0.2) -> InteractionLog:

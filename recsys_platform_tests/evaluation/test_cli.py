@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from recsys_platform.evaluation import cli
-from recsys_platform.evaluation.metrics import METRIC_KEYS
+from recsys_platform.cli import evaluate as cli
+from recsys_platform.shared.personalize_facts import METRIC_KEYS
 
 
 def run_cli(argv):
@@ -81,6 +81,6 @@ def test_recent_purchases_holdout_scores_purchases_of_recent_buyers(interactions
                     "--holdout", "recent-purchases", "--json"])
     assert code == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert result["settings"]["protocol"] == "platform_purchase_holdout"
+    assert result["settings"]["protocol"] == "recent_purchases_split"
     assert result["users_scored"] == result["settings"]["held_out_users"] > 10
     assert result["settings"]["target_event_types"] == ["purchase"]

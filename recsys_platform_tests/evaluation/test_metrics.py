@@ -3,14 +3,14 @@ import math
 import numpy as np
 import pytest
 
-from recsys_platform.evaluation.compare import paired_difference
-from recsys_platform.evaluation.metrics import (
-    METRIC_KEYS,
+from recsys_platform.shared.offline_metrics import (
     UserScores,
     bootstrap_interval,
     per_user_scores,
     personalize_metrics,
 )
+from recsys_platform.shared.paired_comparison import paired_difference
+from recsys_platform.shared.personalize_facts import METRIC_KEYS
 
 
 def test_docs_worked_example_hits_at_ranks_2_and_5():
@@ -73,7 +73,7 @@ def test_bad_arguments_are_named():
         personalize_metrics({}, {}, catalog_size=1, k_values=(0,))
 
 
-def test_bootstrap_interval_contains_mean_and_is_seeded():
+def test_provisioning_interval_contains_mean_and_is_seeded():
     values = np.random.default_rng(3).random(400)
     low, high = bootstrap_interval(values, seed=1)
     assert low < values.mean() < high

@@ -3,10 +3,10 @@ import math
 import numpy as np
 import pytest
 
-from recsys_platform.evaluation.holdout import platform_purchase_holdout
-from recsys_platform.evaluation.metrics import METRIC_KEYS
-from recsys_platform.evaluation.protocol import evaluate_split, personalize_split, train_and_evaluate
-from recsys_platform.recommenders.base import InteractionLog
+from recsys_platform.modelling.evaluation.recent_purchases_split import recent_purchases_split
+from recsys_platform.shared.personalize_facts import METRIC_KEYS
+from recsys_platform.modelling.evaluation.protocol import evaluate_split, personalize_split, train_and_evaluate
+from recsys_platform.modelling.recommenders.base import InteractionLog
 from recsys_platform_tests.evaluation.helpers import random_log
 
 
@@ -102,9 +102,9 @@ def test_exclude_seen_removes_input_items():
     assert "hot" not in excluded.recommended[user] and "a" not in excluded.recommended[user]
 
 
-def test_platform_purchase_holdout_scores_every_recent_buyer_with_history():
+def test_recent_purchases_split_scores_every_recent_buyer_with_history():
     log = random_log(n_users=80, per_user=20, purchase_share=0.2)
-    split = platform_purchase_holdout(log, recent_fraction=0.2)
+    split = recent_purchases_split(log, recent_fraction=0.2)
     cut = split.settings["cut_time"]
     purchases = log.event_types == "purchase"
     recent_buyers = set(log.user_ids[purchases & (log.timestamps > cut)])
@@ -121,9 +121,9 @@ def test_platform_purchase_holdout_scores_every_recent_buyer_with_history():
     assert len(split.targets()) > len(personalize_split(log).targets(["purchase"]))
 
 
-def test_platform_purchase_holdout_compares_models_on_the_same_users():
+def test_recent_purchases_split_compares_models_on_the_same_users():
     log = random_log(n_users=80, per_user=20, purchase_share=0.3)
-    split = platform_purchase_holdout(log, max_users=20, seed=3)
+    split = recent_purchases_split(log, max_users=20, seed=3)
     purchases_only = evaluate_split(split, "aws-popularity-count", training_event_types=["purchase"])
     all_events = evaluate_split(split, "aws-popularity-count")
     assert purchases_only.per_user.users == all_events.per_user.users
@@ -132,10 +132,10 @@ def test_platform_purchase_holdout_compares_models_on_the_same_users():
         evaluate_split(split, "aws-popularity-count", training_event_types=["like"])
 
 
-def test_platform_purchase_holdout_needs_purchases():
+def test_recent_purchases_split_needs_purchases():
     log = random_log(purchase_share=0.0)
     with pytest.raises(ValueError, match="purchase"):
-        platform_purchase_holdout(log)
+        recent_purchases_split(log)
 
 
 def test_metrics_are_nan_when_no_user_has_a_target_kind():

@@ -5,17 +5,15 @@ import time
 
 from dagster import DagsterInstance, SkipReason, build_sensor_context, materialize
 
-from recsys_platform.ga4.events import ga4_events
-from recsys_platform.ga4.refined import refined_assets
-from recsys_platform.ga4.sensors import ga4_export_sensor
-from recsys_platform.interactions.assets import interactions
-from recsys_platform.resources import build_warehouse
+from recsys_platform_tests.code_location import GA4_ASSET_NAMES, assets, platform_definitions
 
 
 def main(kind: str, arg: str) -> int:
-    warehouse = build_warehouse("local")  # RECSYS_HOME comes from the environment
+    defs = platform_definitions()  # RECSYS_HOME comes from the environment
+    warehouse = defs.resources["warehouse"]
+    ga4_export_sensor = defs.resolve_sensor_def("ga4_export_sensor")
     if kind == "run":
-        result = materialize([ga4_events, *refined_assets, interactions], partition_key=arg,
+        result = materialize(assets(*GA4_ASSET_NAMES, defs=defs), partition_key=arg,
                              resources={"warehouse": warehouse}, raise_on_error=False)
         return 0 if result.success else 1
     deadline = time.monotonic() + float(arg)

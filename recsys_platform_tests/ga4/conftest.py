@@ -2,7 +2,7 @@ import datetime as dt
 
 import pytest
 
-from recsys_platform.resources.warehouse import DuckDBWarehouse
+from recsys_platform.lib.warehouse.duckdb_engine import DuckDBWarehouse
 from recsys_platform_tests.ga4_fixtures import PROPERTY_ID, TIMEZONE, event, write_product_db, write_shard
 
 DAY = dt.date(2026, 3, 2)

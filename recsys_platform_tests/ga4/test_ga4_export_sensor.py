@@ -5,10 +5,13 @@ import json
 
 from dagster import DagsterInstance, SkipReason, build_sensor_context
 
-from recsys_platform.ga4.sensors import ga4_export_sensor
+from recsys_platform_tests.code_location import assets, platform_definitions
 from recsys_platform_tests.ga4_fixtures import event, write_shard
 
 FIRST = dt.date(2026, 2, 1)
+
+
+ga4_export_sensor = platform_definitions().resolve_sensor_def("ga4_export_sensor")
 
 
 def tick(warehouse, cursor=None):
@@ -75,8 +78,10 @@ def test_reexported_day_flows_from_sensor_to_merge_without_duplicates(warehouse,
     with late events; the next tick requests only that day, and the re-run adds exactly the new events."""
     from dagster import materialize
 
-    from recsys_platform.ga4.events import ga4_events
-    from recsys_platform.simulator import SimulationConfig, reexport_shard, simulate
+    from recsys_platform.standins.ga4_simulator.late_events import reexport_shard
+    from recsys_platform.standins.ga4_simulator.simulation import SimulationConfig, simulate
+
+    [ga4_events] = assets("ga4_events")
 
     simulate(SimulationConfig(home=recsys_home, days=2, start_date=FIRST, events_per_day=400, users=50, items=40,
                               seed=3))

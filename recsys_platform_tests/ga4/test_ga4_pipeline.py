@@ -4,13 +4,12 @@ import datetime as dt
 
 from dagster import materialize
 
-from recsys_platform.ga4.events import ga4_events
-from recsys_platform.ga4.refined import refined_assets
-from recsys_platform.interactions.assets import interactions
+from recsys_platform_tests.code_location import GA4_ASSET_NAMES, assets
 from recsys_platform_tests.ga4.conftest import DAY, NEXT_DAY
 from recsys_platform_tests.ga4_fixtures import event, write_shard
 
-GA4_ASSETS = [ga4_events, *refined_assets, interactions]
+GA4_ASSETS = assets(*GA4_ASSET_NAMES)
+[ga4_events] = assets("ga4_events")
 
 
 def run_day(warehouse, day: dt.date, assets=GA4_ASSETS, instance=None, raise_on_error=True):

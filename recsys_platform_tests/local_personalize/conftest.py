@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from botocore.config import Config
 
-from recsys_platform.local_personalize import start_in_background
+from recsys_platform.standins.local_personalize.server import start_in_background
 
 REGION = "us-east-1"
 BUCKET = "shop-lake"

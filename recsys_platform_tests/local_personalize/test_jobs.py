@@ -220,7 +220,7 @@ def test_a_server_whose_heartbeat_file_was_removed_keeps_its_jobs(state_dir, sho
 def test_job_of_a_killed_process_is_resumed(tmp_path, shop, start_server):
     _, version = shop.trained_group()
     process = subprocess.Popen(
-        [sys.executable, "-m", "recsys_platform.local_personalize", "--home", str(tmp_path), "--port", "0",
+        [sys.executable, "-m", "recsys_platform.cli.main", "serve", "--home", str(tmp_path), "--port", "0",
          "--step-delay", "30"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         env={**os.environ, "PYTHONPATH": str(REPO)},
@@ -266,12 +266,12 @@ def test_two_servers_share_one_state_folder(personalize, shop, start_server):
 
 
 def test_serve_refuses_other_hosts(tmp_path):
-    from recsys_platform.local_personalize import start_in_background
+    from recsys_platform.standins.local_personalize.server import start_in_background
 
     with pytest.raises(ValueError, match="loopback"):
         start_in_background(state_dir=tmp_path / "s", lake_root=tmp_path / "l", host="0.0.0.0")
     result = subprocess.run(
-        [sys.executable, "-m", "recsys_platform.local_personalize", "--host", "192.168.1.10",
+        [sys.executable, "-m", "recsys_platform.cli.main", "serve", "--host", "192.168.1.10",
          "--home", str(tmp_path)],
         cwd=REPO, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
     )
@@ -279,7 +279,7 @@ def test_serve_refuses_other_hosts(tmp_path):
 
 
 def test_serve_refuses_options_that_cannot_work(tmp_path):
-    from recsys_platform.local_personalize import start_in_background
+    from recsys_platform.standins.local_personalize.server import start_in_background
 
     # a negative delay would fail every job at its first step; a limit of 0 would never run one
     named = "step_delay must not be negative.*max_running_jobs must be at least 1"
@@ -288,7 +288,7 @@ def test_serve_refuses_options_that_cannot_work(tmp_path):
             state_dir=tmp_path / "s", lake_root=tmp_path / "l", step_delay=-1, max_running_jobs=0
         )
     result = subprocess.run(
-        [sys.executable, "-m", "recsys_platform.local_personalize",
+        [sys.executable, "-m", "recsys_platform.cli.main", "serve",
          "--port", "70000", "--home", str(tmp_path)],
         cwd=REPO, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
     )

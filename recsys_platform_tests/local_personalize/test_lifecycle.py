@@ -249,13 +249,15 @@ def test_solution_settings_in_describe(personalize, shop, lake):
 
 
 def test_update_training_mode(personalize, shop):
-    group, first = shop.trained_group("aws-user-personalization-v2")
+    # CreateSolutionVersion: UPDATE only for aws-user-personalization and aws-hrnn-coldstart solutions.
+    group, first = shop.trained_group("aws-user-personalization")
     created = personalize.create_solution_version(solutionArn=first["solutionArn"], trainingMode="UPDATE")
     updated = shop.wait_for_version(created["solutionVersionArn"])
     assert updated["status"] == "ACTIVE" and updated["trainingMode"] == "UPDATE"
-    popularity = shop.solution(group, name="popular")
-    with pytest.raises(personalize.exceptions.InvalidInputException, match="UPDATE"):
-        personalize.create_solution_version(solutionArn=popularity, trainingMode="UPDATE")
+    for name, recipe in (("popular", "aws-popularity-count"), ("v2", "aws-user-personalization-v2")):
+        solution = shop.solution(group, name=name, recipe=recipe)
+        with pytest.raises(personalize.exceptions.InvalidInputException, match="UPDATE"):
+            personalize.create_solution_version(solutionArn=solution, trainingMode="UPDATE")
 
 
 def test_import_from_a_folder_reads_every_csv_in_it(personalize, shop, lake):

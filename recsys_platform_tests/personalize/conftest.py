@@ -1,8 +1,11 @@
-"""Fixtures: a small synthetic shop in a tmp DuckDB warehouse, a local lake, and the local Personalize stand-in."""
+"""Fixtures: a small synthetic shop in a tmp DuckDB warehouse, a local lake, and the local Personalize
+stand-in on loopback, reached by the platform's own Personalize resource."""
 
 import pytest
 
-from recsys_platform.resources.lake import LocalLake
+from recsys_platform.lib.lake import LocalLake
+from recsys_platform.standins.local_personalize.server import start_in_background
+from recsys_platform_tests.code_location import local_personalize_resource
 from recsys_platform_tests.personalize.synthetic_shop import fill_warehouse, synthetic_interactions
 
 
@@ -23,12 +26,15 @@ def lake(recsys_home):
 
 
 @pytest.fixture
-def personalize(recsys_home):
-    from recsys_platform.resources.personalize import LocalPersonalizeResource
+def local_personalize(recsys_home):
+    server = start_in_background(recsys_home / "personalize", recsys_home / "lake")
+    yield server
+    server.stop()
 
-    resource = LocalPersonalizeResource(state_dir=str(recsys_home / "personalize"), lake_root=str(recsys_home / "lake"))
-    yield resource
-    resource.close()
+
+@pytest.fixture
+def personalize(local_personalize):
+    return local_personalize_resource(local_personalize.endpoint_url)
 
 
 FAST_WAIT = {"poll_seconds": 0.05, "deadline_seconds": 120}

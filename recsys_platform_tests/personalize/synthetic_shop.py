@@ -9,7 +9,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from recsys_platform.resources.warehouse import DuckDBWarehouse
+from recsys_platform.lib.warehouse.duckdb_engine import DuckDBWarehouse
 
 TRAINING_DATE = "2026-02-28"
 DAYS = 30

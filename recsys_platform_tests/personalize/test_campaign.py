@@ -3,20 +3,16 @@ import math
 import pytest
 from dagster import DagsterInstance, materialize
 
-from recsys_platform.personalize.campaign import campaign_progress, decide, gate_decision, personalize_campaign
-from recsys_platform.personalize.config import load_setup
-from recsys_platform.personalize.snapshots import (
-    personalize_interactions_csv,
-    personalize_items_csv,
-    personalize_users_csv,
-)
-from recsys_platform.personalize.training import personalize_dataset_import, personalize_solution_version
-from recsys_platform.personalize.waiting import PersonalizeJobFailed, WaitPolicy, wait_until_active
+from recsys_platform.defs.personalize.campaign import campaign_progress
+from recsys_platform.defs.personalize.campaign_gate import decide, gate_decision
+from recsys_platform.defs.personalize.job_waiting import PersonalizeJobFailed, WaitPolicy, wait_until_active
+from recsys_platform.defs.personalize.personalize_setup import load_setup
+from recsys_platform_tests.code_location import SNAPSHOT_NAMES, assets, chain_resources
 from recsys_platform_tests.personalize.conftest import FAST_WAIT
 from recsys_platform_tests.personalize.synthetic_shop import fill_warehouse, synthetic_interactions
 
-CHAIN = [personalize_interactions_csv, personalize_items_csv, personalize_users_csv, personalize_dataset_import,
-         personalize_solution_version, personalize_campaign]
+CHAIN = assets(*SNAPSHOT_NAMES, "personalize_dataset_import", "personalize_solution_version", "personalize_campaign")
+personalize_campaign = CHAIN[-1]
 
 
 def _config(campaign_only: bool, **campaign):
@@ -36,7 +32,7 @@ def _run(instance, day, resources, selection=None, **campaign):
 
 def test_gate_decides_before_the_campaign_moves(warehouse, lake, personalize):
     instance = DagsterInstance.ephemeral()
-    resources = {"warehouse": warehouse, "lake": lake, "personalize": personalize}
+    resources = chain_resources(warehouse, lake, personalize)
     first, result = _run(instance, "2026-02-27", resources)
     first_version = result.asset_materializations_for_node("personalize_solution_version")[0].metadata[
         "solution_version_arn"].value
@@ -125,7 +121,7 @@ def test_override_promotes_when_the_holdout_is_empty(recsys_home, lake, personal
     source = synthetic_interactions()
     no_purchases = fill_warehouse(recsys_home, source.filter(pc.not_equal(source["EVENT_TYPE"], "purchase")))
     instance = DagsterInstance.ephemeral()
-    resources = {"warehouse": no_purchases, "lake": lake, "personalize": personalize}
+    resources = chain_resources(no_purchases, lake, personalize)
     _run(instance, "2026-02-27", resources)
     gated = materialize(CHAIN, instance=instance, partition_key="2026-02-28", run_config=_config(False),
                         resources=resources, raise_on_error=False)

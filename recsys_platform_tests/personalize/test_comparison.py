@@ -1,14 +1,12 @@
 from dagster import DagsterInstance, materialize
 
-from recsys_platform.personalize.comparison import personalize_model_comparison
-from recsys_platform.personalize.snapshots import (
-    personalize_interactions_csv,
-    personalize_items_csv,
-    personalize_users_csv,
-)
-from recsys_platform.personalize.training import personalize_dataset_import
+from recsys_platform_tests.code_location import SNAPSHOT_NAMES, assets, chain_resources
 from recsys_platform_tests.personalize.conftest import FAST_WAIT
 from recsys_platform_tests.personalize.synthetic_shop import TRAINING_DATE, fill_warehouse, synthetic_interactions
+
+
+(personalize_interactions_csv, personalize_items_csv, personalize_users_csv, personalize_dataset_import,
+ personalize_model_comparison) = assets(*SNAPSHOT_NAMES, "personalize_dataset_import", "personalize_model_comparison")
 
 
 def test_v1_vs_v2_table_on_the_same_holdout(recsys_home, lake, personalize):
@@ -18,7 +16,7 @@ def test_v1_vs_v2_table_on_the_same_holdout(recsys_home, lake, personalize):
         [personalize_interactions_csv, personalize_items_csv, personalize_users_csv, personalize_dataset_import,
          personalize_model_comparison],
         instance=DagsterInstance.ephemeral(), partition_key=TRAINING_DATE,
-        resources={"warehouse": warehouse, "lake": lake, "personalize": personalize},
+        resources=chain_resources(warehouse, lake, personalize),
         run_config={"ops": {"personalize_dataset_import": {"config": FAST_WAIT},
                             "personalize_model_comparison": {"config": FAST_WAIT}}},
     )
@@ -46,7 +44,7 @@ def test_too_few_purchases_for_v1_fails_with_the_numbers_before_training(warehou
         [personalize_interactions_csv, personalize_items_csv, personalize_users_csv, personalize_dataset_import,
          personalize_model_comparison],
         instance=DagsterInstance.ephemeral(), partition_key=TRAINING_DATE, raise_on_error=False,
-        resources={"warehouse": warehouse, "lake": lake, "personalize": personalize},
+        resources=chain_resources(warehouse, lake, personalize),
         run_config={"ops": {"personalize_dataset_import": {"config": FAST_WAIT},
                             "personalize_model_comparison": {"config": FAST_WAIT}}},
     )

@@ -1,9 +1,9 @@
 import pytest
 import yaml
 
-from recsys_platform.personalize.config import CONFIG_FILE, load_setup, parse_setup
-from recsys_platform.personalize.config import SolutionSpec
-from recsys_platform.personalize.training import check_training_mode
+from recsys_platform.defs.personalize.personalize_setup import CONFIG_FILE, load_setup, parse_setup
+from recsys_platform.defs.personalize.personalize_setup import SolutionSpec
+from recsys_platform.defs.personalize.solution_version import check_training_mode
 
 
 def _raw():

@@ -1,22 +1,16 @@
-from dagster import DagsterInstance, Definitions
+import datetime as dt
 
-import recsys_platform.personalize as chain
-from recsys_platform.personalize.demo import run_personalize_demo
-from recsys_platform.resources.lake import build_lake_resource
-from recsys_platform.resources.personalize import build_personalize_resource
+from dagster import DagsterInstance
+
+from recsys_platform.cli.demo import _run_personalize
+from recsys_platform_tests.code_location import platform_definitions
 from recsys_platform_tests.personalize.synthetic_shop import TRAINING_DATE, fill_warehouse, synthetic_interactions
 
 
-def test_demo_prints_chain_recommendations_and_the_v1_v2_table(recsys_home, capsys):
-    import datetime as dt
-
-    warehouse = fill_warehouse(recsys_home, synthetic_interactions(n_users=150, n_events=9000, seed=3))
-    defs = Definitions(
-        assets=chain.assets, jobs=chain.jobs, schedules=chain.schedules,
-        resources={"warehouse": warehouse, "lake": build_lake_resource("local"),
-                   "personalize": build_personalize_resource("local")},
-    )
-    code = run_personalize_demo(defs, DagsterInstance.ephemeral(), dt.date.fromisoformat(TRAINING_DATE))
+def test_demo_prints_chain_recommendations_and_the_v1_v2_table(recsys_home, local_personalize, monkeypatch, capsys):
+    fill_warehouse(recsys_home, synthetic_interactions(n_users=150, n_events=9000, seed=3))
+    monkeypatch.setenv("RECSYS_PERSONALIZE_ENDPOINT_URL", local_personalize.endpoint_url)
+    code = _run_personalize(platform_definitions(), DagsterInstance.ephemeral(), dt.date.fromisoformat(TRAINING_DATE))
     out = capsys.readouterr().out
     assert code == 0, out
     assert "snapshot interactions" in out and "normalized_discounted_cumulative_gain_at_25" in out

@@ -3,9 +3,11 @@ import json
 import pyarrow.compute as pc
 import pytest
 
-from recsys_platform.personalize.config import load_setup
-from recsys_platform.personalize.holdout_scoring import load_holdout, parse_batch_output
-from recsys_platform.personalize.snapshots import training_window
+import dataclasses
+
+from recsys_platform.defs.personalize.holdout_scoring import load_holdout, parse_batch_output
+from recsys_platform.defs.personalize.personalize_setup import load_setup
+from recsys_platform.defs.personalize.snapshots import training_window
 from recsys_platform_tests.personalize.synthetic_shop import TRAINING_DATE, fill_warehouse, synthetic_interactions
 
 
@@ -20,8 +22,8 @@ def test_batch_output_lines_with_errors_are_skipped():
 
 
 def test_holdout_targets_and_batch_input_are_the_held_out_users(warehouse, lake):
-    setup = load_setup()
-    window = training_window(TRAINING_DATE, 30, setup)
+    setup = dataclasses.replace(load_setup(), window_days=30)
+    window = training_window(TRAINING_DATE, setup, "Asia/Seoul")
     holdout = load_holdout(warehouse, lake, window, setup, "run-1")
     assert holdout.input_key == f"personalize/holdout/{TRAINING_DATE}/run-1/users.json"
     requested = [json.loads(line)["userId"] for line in lake.read_text(holdout.input_key).splitlines()]
@@ -32,8 +34,8 @@ def test_holdout_targets_and_batch_input_are_the_held_out_users(warehouse, lake)
 def test_empty_holdout_fails_naming_the_day_and_event(recsys_home, lake):
     source = synthetic_interactions()
     no_purchases = fill_warehouse(recsys_home / "np", source.filter(pc.not_equal(source["EVENT_TYPE"], "purchase")))
-    setup = load_setup()
-    window = training_window(TRAINING_DATE, 30, setup)
+    setup = dataclasses.replace(load_setup(), window_days=30)
+    window = training_window(TRAINING_DATE, setup, "Asia/Seoul")
     with pytest.raises(ValueError, match=f"the holdout of {TRAINING_DATE} is empty: no held-out user has a purchase"):
         load_holdout(no_purchases, lake, window, setup, "run-1")
     assert lake.list("personalize/holdout/") == []  # nothing half-written for a holdout that cannot score

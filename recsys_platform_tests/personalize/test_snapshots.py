@@ -4,17 +4,20 @@ import io
 
 import pyarrow.csv as pa_csv
 import pytest
+import dataclasses
+
 from dagster import materialize
 
-from recsys_platform.personalize.config import load_setup
-from recsys_platform.personalize.snapshots import (
-    iter_holdout_rows,
-    personalize_interactions_csv,
-    personalize_items_csv,
-    personalize_users_csv,
-    training_window,
-)
+from recsys_platform.defs.personalize.holdout_scoring import iter_holdout_rows
+from recsys_platform.defs.personalize.personalize_setup import load_setup, parse_setup
+from recsys_platform.defs.personalize.snapshots import build_interactions_snapshot, training_window
+from recsys_platform.lib.handoff_io_manager import LakeHandoffIOManager
+from recsys_platform.lib.partitions import daily_partitions
+from recsys_platform.settings import PlatformSettings
+from recsys_platform_tests.code_location import SNAPSHOT_NAMES, assets
 from recsys_platform_tests.personalize.synthetic_shop import TRAINING_DATE, fill_warehouse, synthetic_interactions
+
+personalize_interactions_csv, personalize_items_csv, personalize_users_csv = assets(*SNAPSHOT_NAMES)
 
 
 def _held_out(user_id, setup):
@@ -24,8 +27,9 @@ def _held_out(user_id, setup):
 
 
 def _materialize(assets, warehouse, lake, run_config=None):
-    return materialize(assets, resources={"warehouse": warehouse, "lake": lake}, partition_key=TRAINING_DATE,
-                       run_config=run_config, raise_on_error=False)
+    return materialize(assets, resources={"warehouse": warehouse, "lake": lake,
+                                          "handoff_io_manager": LakeHandoffIOManager(lake=lake)},
+                       partition_key=TRAINING_DATE, run_config=run_config, raise_on_error=False)
 
 
 def _snapshot(result, asset_name):
@@ -37,34 +41,39 @@ def test_snapshots_follow_personalize_csv_rules(warehouse, lake):
     result = _materialize([personalize_interactions_csv, personalize_items_csv, personalize_users_csv], warehouse, lake)
     assert result.success
     items_meta = _snapshot(result, "personalize_items_csv")
-    key = items_meta["key"].value
+    items = result.asset_value("personalize_items_csv")
+    key = items.key
     assert key.startswith(f"personalize/items/{TRAINING_DATE}/") and key.endswith(f"{result.run_id}.csv")
-    assert items_meta["uri"].value == f"s3://recsys-lake/{key}"
+    assert items_meta["uri"].value == items.uri == f"s3://recsys-lake/{key}"
     text = lake.read_text(key)
     rows = list(csv.DictReader(io.StringIO(text)))
     assert list(rows[0]) == ["ITEM_ID", "PRICE", "CATEGORIES", "IS_AVAILABLE", "CREATION_TIMESTAMP"]
     by_id = {row["ITEM_ID"]: row for row in rows}
-    assert len(by_id) == 60 and items_meta["rows"].value == 60
+    assert len(by_id) == 60 and items_meta["dagster/row_count"].value == items.rows == 60
+    assert items.sha256 == hashlib.sha256(text.encode()).hexdigest()
     assert by_id["i1"]["CATEGORIES"] == "Bags/Totes|L2-1"  # a '|' in a name must not split the level
     assert by_id["i3"]["CATEGORIES"] == "Bags/Totes"  # no second level: no trailing separator
     assert by_id["i0"]["IS_AVAILABLE"] == "false" and by_id["i1"]["IS_AVAILABLE"] == "true"
     assert by_id["i0"]["CREATION_TIMESTAMP"] == "1748736000"  # 2025-06-01T00:00:00Z in epoch seconds
     assert float(by_id["i5"]["PRICE"]) == 15.0
-    users = pa_csv.read_csv(io.BytesIO(lake.read_bytes(_snapshot(result, "personalize_users_csv")["key"].value)))
+    users = pa_csv.read_csv(io.BytesIO(lake.read_bytes(result.asset_value("personalize_users_csv").key)))
     assert users.schema.names == ["USER_ID", "SIGNUP_TIMESTAMP"] and users.num_rows == 120
     checks = {(e.asset_key.path[-1], e.check_name): e.passed for e in result.get_asset_check_evaluations()}
     assert all(checks.values()) and len(checks) == 4
 
 
 def test_interactions_snapshot_window_and_holdout_partition_the_data(warehouse, lake):
-    result = _materialize([personalize_interactions_csv], warehouse, lake,
-                          {"ops": {"personalize_interactions_csv": {"config": {"window_days": 20}}}})
+    settings = PlatformSettings.from_environment(read_dotenv=False)
+    setup = dataclasses.replace(load_setup(), window_days=20)
+    snapshot_asset = build_interactions_snapshot(setup, daily_partitions(settings), settings.timezone)
+    result = _materialize([snapshot_asset], warehouse, lake)
     assert result.success
     meta = _snapshot(result, "personalize_interactions_csv")
-    snapshot = pa_csv.read_csv(io.BytesIO(lake.read_bytes(meta["key"].value)))
+    handed_over = result.asset_value("personalize_interactions_csv")
+    snapshot = pa_csv.read_csv(io.BytesIO(lake.read_bytes(handed_over.key)))
     assert snapshot.schema.names == ["USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE", "EVENT_VALUE"]
-    setup = load_setup()
-    window = training_window(TRAINING_DATE, 20, setup)
+    window = training_window(TRAINING_DATE, setup, settings.timezone)
+    assert handed_over.window == window and meta["window_days"].value == 20
     source = synthetic_interactions()
     in_window = source.filter(
         (source["event_date"].to_numpy() >= window.start) & (source["event_date"].to_numpy() <= window.training_date)
@@ -87,7 +96,7 @@ def test_interactions_snapshot_window_and_holdout_partition_the_data(warehouse, 
         if (r["USER_ID"], r["ITEM_ID"], r["TIMESTAMP"], r["EVENT_TYPE"]) not in snap_rows
     ]
     assert excluded and all(r["USER_ID"] in held_users and r["TIMESTAMP"] >= window.holdout_cut for r in excluded)
-    assert meta["rows"].value == snapshot.num_rows == in_window.num_rows - len(excluded)
+    assert meta["dagster/row_count"].value == handed_over.rows == snapshot.num_rows == in_window.num_rows - len(excluded)
     assert snapshot["TIMESTAMP"].to_pylist() == sorted(snapshot["TIMESTAMP"].to_pylist())
     minimums = {e.check_name: e for e in result.get_asset_check_evaluations()}["personalize_minimums"]
     assert minimums.passed
@@ -104,32 +113,48 @@ def test_minimums_check_fails_with_the_numbers_and_blocks(tmp_path, lake):
 
 
 def test_window_must_be_longer_than_holdout():
-    with pytest.raises(ValueError, match="must be shorter than the training window"):
-        training_window(TRAINING_DATE, 5, load_setup())
+    import yaml
+
+    from recsys_platform.defs.personalize.personalize_setup import CONFIG_FILE
+
+    raw = yaml.safe_load(CONFIG_FILE.read_text())
+    raw["training"] = {"window_days": 5}
+    with pytest.raises(ValueError, match="must be shorter than training.window_days"):
+        parse_setup(raw, CONFIG_FILE.parent)
+
+
+def test_lineage_follows_the_configured_window():
+    settings = PlatformSettings.from_environment(read_dotenv=False)
+    for window_days in (20, 90):
+        setup = dataclasses.replace(load_setup(), window_days=window_days)
+        snapshot_asset = build_interactions_snapshot(setup, daily_partitions(settings), settings.timezone)
+        [dep] = [d for d in snapshot_asset.specs_by_key[snapshot_asset.key].deps if d.asset_key.path == ["interactions"]]
+        assert dep.partition_mapping.start_offset == -(window_days - 1)
 
 
 def test_snapshots_land_in_s3_with_the_same_asset_code(warehouse, monkeypatch):
     import boto3
     from moto import mock_aws
 
-    from recsys_platform.resources.lake import S3Lake
+    from recsys_platform.lib.aws_session import AwsSession
+    from recsys_platform.lib.lake import S3Lake
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     with mock_aws():
         boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="shop-lake")
-        s3_lake = S3Lake(bucket="shop-lake", prefix="recsys", region_name="us-east-1")
+        s3_lake = S3Lake(aws=AwsSession(region_name="us-east-1"), bucket="shop-lake", prefix="recsys")
         result = _materialize([personalize_users_csv], warehouse, s3_lake)
         assert result.success
-        meta = _snapshot(result, "personalize_users_csv")
-        assert meta["uri"].value == f"s3://shop-lake/recsys/{meta['key'].value}"
-        assert s3_lake.read_text(meta["key"].value).startswith("USER_ID,SIGNUP_TIMESTAMP\n")
+        users = result.asset_value("personalize_users_csv")
+        assert _snapshot(result, "personalize_users_csv")["uri"].value == users.uri == f"s3://shop-lake/recsys/{users.key}"
+        assert s3_lake.read_text(users.key).startswith("USER_ID,SIGNUP_TIMESTAMP\n")
 
 
 def test_schema_check_names_what_is_wrong(lake):
     import pyarrow as pa
 
-    from recsys_platform.personalize.snapshots import csv_schema, schema_check, write_csv_snapshot
+    from recsys_platform.defs.personalize.snapshots import csv_schema, schema_check, write_csv_snapshot
 
     spec = load_setup().datasets["interactions"]
     schema = csv_schema(spec)
@@ -154,7 +179,7 @@ def test_timestamps_that_are_not_epoch_seconds_are_refused_and_nothing_is_writte
 
     import pyarrow as pa
 
-    from recsys_platform.personalize.snapshots import csv_schema, write_csv_snapshot
+    from recsys_platform.defs.personalize.snapshots import csv_schema, write_csv_snapshot
 
     schema = csv_schema(load_setup().datasets["users"])
     signup = pa.array([dt.datetime(2025, 1, 1)], pa.timestamp("us"))
@@ -169,7 +194,7 @@ def test_timestamps_that_are_not_epoch_seconds_are_refused_and_nothing_is_writte
 def test_preview_table_keeps_multi_value_categories_in_one_cell():
     import pyarrow as pa
 
-    from recsys_platform.personalize.snapshots import markdown_table
+    from recsys_platform.defs.personalize.snapshots import markdown_table
 
     table = pa.table({"ITEM_ID": ["i1", "i2"], "CATEGORIES": ["Bags|Totes", None]})
     assert markdown_table(table).splitlines() == [

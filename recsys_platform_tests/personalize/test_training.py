@@ -1,15 +1,13 @@
 from dagster import DagsterInstance, materialize
 
-from recsys_platform.personalize.snapshots import (
-    personalize_interactions_csv,
-    personalize_items_csv,
-    personalize_users_csv,
-)
-from recsys_platform.personalize.training import personalize_dataset_import, personalize_solution_version
+from recsys_platform_tests.code_location import SNAPSHOT_NAMES, assets, chain_resources
 from recsys_platform_tests.personalize.conftest import FAST_WAIT
 from recsys_platform_tests.personalize.synthetic_shop import TRAINING_DATE
 
-SNAPSHOTS = [personalize_interactions_csv, personalize_items_csv, personalize_users_csv]
+SNAPSHOTS = assets(*SNAPSHOT_NAMES)
+personalize_dataset_import, personalize_solution_version = assets("personalize_dataset_import",
+                                                                  "personalize_solution_version")
+CHAIN = [*SNAPSHOTS, personalize_dataset_import, personalize_solution_version]
 METRIC_KEYS = {
     "coverage", "mean_reciprocal_rank_at_25", "normalized_discounted_cumulative_gain_at_5",
     "normalized_discounted_cumulative_gain_at_10", "normalized_discounted_cumulative_gain_at_25",
@@ -32,7 +30,7 @@ def _failure_message(result) -> str:
 def _run(assets, instance, warehouse, lake, personalize, selection=None):
     result = materialize(
         assets, instance=instance, partition_key=TRAINING_DATE, run_config=CHAIN_CONFIG, selection=selection,
-        resources={"warehouse": warehouse, "lake": lake, "personalize": personalize},
+        resources=chain_resources(warehouse, lake, personalize),
     )
     assert result.success
     return result
@@ -52,7 +50,8 @@ def test_import_and_training_then_rerun_resumes_instead_of_duplicating(warehouse
     assert 0 < version["coverage"].value <= 1
 
     # Re-executing the two chain steps for the same day finds the day's jobs and waits on them.
-    second = _run([personalize_dataset_import, personalize_solution_version], instance, warehouse, lake, personalize)
+    second = _run(assets, instance, warehouse, lake, personalize,
+                  selection=[personalize_dataset_import, personalize_solution_version])
     reimported = second.asset_materializations_for_node("personalize_dataset_import")[0].metadata
     assert reimported["interactions_job_arn"].value == imported["interactions_job_arn"].value
     assert reimported["interactions_resumed"].value is True
@@ -77,32 +76,32 @@ def test_failed_training_surfaces_its_reason_and_the_next_attempt_gets_a_new_nam
     instance = DagsterInstance.ephemeral()
     assets = [*SNAPSHOTS, personalize_dataset_import, personalize_solution_version]
     blocked = materialize(assets, instance=instance, partition_key=TRAINING_DATE, run_config=CHAIN_CONFIG,
-                          resources={"warehouse": small, "lake": lake, "personalize": personalize},
+                          resources=chain_resources(small, lake, personalize),
                           raise_on_error=False)
     assert not blocked.success
     assert not blocked.asset_materializations_for_node("personalize_dataset_import")
 
     # ... and if an operator pushes on anyway, Personalize's training fails and the step says why.
-    forced = materialize([personalize_dataset_import, personalize_solution_version], instance=instance,
+    forced = materialize(CHAIN, selection=[personalize_dataset_import, personalize_solution_version], instance=instance,
                          partition_key=TRAINING_DATE, run_config=CHAIN_CONFIG, raise_on_error=False,
-                         resources={"warehouse": small, "lake": lake, "personalize": personalize})
+                         resources=chain_resources(small, lake, personalize))
     assert not forced.success
     message = _failure_message(forced)
     assert "solution version recsys-20260228 ended CREATE FAILED" in message
     assert "Insufficient training data" in message
 
-    retried = materialize([personalize_solution_version], instance=instance, partition_key=TRAINING_DATE,
+    retried = materialize(CHAIN, selection=[personalize_solution_version], instance=instance, partition_key=TRAINING_DATE,
                           run_config={"ops": {"personalize_solution_version": {"config": FAST_WAIT}}},
-                          raise_on_error=False, resources={"warehouse": small, "lake": lake, "personalize": personalize})
+                          raise_on_error=False, resources=chain_resources(small, lake, personalize))
     message = _failure_message(retried)
     assert "solution version recsys-20260228-a2 ended CREATE FAILED" in message
 
 
 def test_deadline_fails_cleanly_and_a_retry_resumes_the_same_training(warehouse, lake, personalize):
     instance = DagsterInstance.ephemeral()
-    resources = {"warehouse": warehouse, "lake": lake, "personalize": personalize}
+    resources = chain_resources(warehouse, lake, personalize)
     incremental = {"ops": {"personalize_dataset_import": {"config": {**FAST_WAIT, "import_mode": "INCREMENTAL"}}}}
-    imported = materialize([*SNAPSHOTS, personalize_dataset_import], instance=instance, partition_key=TRAINING_DATE,
+    imported = materialize(CHAIN, selection=[*SNAPSHOTS, personalize_dataset_import], instance=instance, partition_key=TRAINING_DATE,
                            resources=resources, run_config=incremental)
     job_arn = imported.asset_materializations_for_node("personalize_dataset_import")[0].metadata[
         "interactions_job_arn"].value
@@ -111,13 +110,13 @@ def test_deadline_fails_cleanly_and_a_retry_resumes_the_same_training(warehouse,
         "INCREMENTAL"
 
     impatient = {"ops": {"personalize_solution_version": {"config": {"poll_seconds": 0.01, "deadline_seconds": 0}}}}
-    timed_out = materialize([personalize_solution_version], instance=instance, partition_key=TRAINING_DATE,
+    timed_out = materialize(CHAIN, selection=[personalize_solution_version], instance=instance, partition_key=TRAINING_DATE,
                             resources=resources, run_config=impatient, raise_on_error=False)
     assert not timed_out.success
     message = _failure_message(timed_out)
     assert "solution version recsys-20260228 still CREATE" in message and "a retry of this step resumes" in message
 
-    retried = materialize([personalize_solution_version], instance=instance, partition_key=TRAINING_DATE,
+    retried = materialize(CHAIN, selection=[personalize_solution_version], instance=instance, partition_key=TRAINING_DATE,
                           resources=resources, run_config={"ops": {"personalize_solution_version": {"config": FAST_WAIT}}})
     version = retried.asset_materializations_for_node("personalize_solution_version")[0].metadata
     assert version["name"].value == "recsys-20260228" and version["resumed"].value is True
@@ -126,13 +125,13 @@ def test_deadline_fails_cleanly_and_a_retry_resumes_the_same_training(warehouse,
 def test_cancelled_training_is_stopped_in_personalize(warehouse, lake, personalize, monkeypatch):
     from dagster import DagsterExecutionInterruptedError, build_asset_context
 
-    from recsys_platform.personalize.bootstrap import bootstrap
-    from recsys_platform.personalize.config import load_setup
-    from recsys_platform.personalize.waiting import WaitPolicy
-    from recsys_platform.personalize.training import train_solution_version
+    from recsys_platform.defs.personalize.provisioning import provision
+    from recsys_platform.defs.personalize.personalize_setup import load_setup
+    from recsys_platform.defs.personalize.job_waiting import WaitPolicy
+    from recsys_platform.defs.personalize.solution_version import train_solution_version
 
     client = personalize.get_client()
-    arns = bootstrap(client, load_setup(), WaitPolicy(0.05, 60))
+    arns = provision(client, load_setup(), WaitPolicy(0.05, 60))
     describe = client.describe_solution_version
 
     def cancelled_while_waiting(**kwargs):

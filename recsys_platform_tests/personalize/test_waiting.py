@@ -1,7 +1,7 @@
 import pytest
 from dagster import DagsterExecutionInterruptedError
 
-from recsys_platform.personalize.waiting import (
+from recsys_platform.defs.personalize.job_waiting import (
     PersonalizeJobDeadlineExceeded,
     PersonalizeJobFailed,
     WaitPolicy,

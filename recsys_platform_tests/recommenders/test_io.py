@@ -2,7 +2,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from recsys_platform.recommenders.io import (
+from recsys_platform.defs.ga4.taxonomy import load_taxonomy
+
+from recsys_platform.modelling.recommenders.io import (
     interaction_log_from_ga4_events,
     read_interactions_csv,
     read_items_csv,
@@ -67,7 +69,8 @@ def test_items_csv(tmp_path):
 def test_ga4_event_table_maps_through_taxonomy():
     table = pa.table({"user_id": ["u", "u"], "item_id": ["a", "b"], "timestamp": pa.array([1, 2], pa.int64()),
                       "ga4_event": ["view_item", "purchase"]})
-    log = interaction_log_from_ga4_events(table)
+    log = interaction_log_from_ga4_events(table, load_taxonomy().event_type_by_ga4_event)
     assert log.event_types.tolist() == ["view", "purchase"]
     with pytest.raises(ValueError, match="not in the taxonomy"):
-        interaction_log_from_ga4_events(table.set_column(3, "ga4_event", pa.array(["scroll", "purchase"])))
+        interaction_log_from_ga4_events(table.set_column(3, "ga4_event", pa.array(["scroll", "purchase"])),
+                                        load_taxonomy().event_type_by_ga4_event)

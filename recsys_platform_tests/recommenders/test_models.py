@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
-from recsys_platform.recommenders.base import InteractionLog, Recommender, create_recommender
-from recsys_platform.recommenders.sequential import SequentialRecommender
+from recsys_platform.modelling.recommenders.base import InteractionLog, Recommender
+from recsys_platform.modelling.recommenders.registry import create_recommender
+from recsys_platform.modelling.recommenders.sequential import SequentialRecommender
 
 LEARNED = [
     "item-knn", "ease", "als", "ease-or-als", "aws-user-personalization-v2", "aws-user-personalization"
@@ -154,8 +155,8 @@ def test_bad_hyperparameters_and_recipes_are_named():
 
 
 def test_transition_matrix_counts_within_each_users_sequence_only():
-    from recsys_platform.recommenders.encoding import encode_log
-    from recsys_platform.recommenders.sequential import transition_matrix
+    from recsys_platform.modelling.recommenders.encoding import encode_log
+    from recsys_platform.modelling.recommenders.sequential import transition_matrix
 
     log = make_log([("u", "a", 1, "view"), ("u", "b", 2, "view"), ("u", "c", 3, "view"),
                     ("v", "a", 1, "view"), ("v", "b", 2, "view")])

@@ -1,0 +1,70 @@
+"""The platform's SQL files: where they are, the identifiers that may be formatted into statements, and
+the one macro mechanism (a SQL fragment used by several files is written once, in `sql/macros/`).
+
+Macros are expanded on sqlglot's syntax tree, not by text substitution: a file calls a macro like a
+function (`IS_HELD_OUT(USER_ID)`), and the call is replaced by the macro's expression with its
+parameter bound to the argument. No library expands user-defined SQL macros across dialects, so this
+small piece is written here.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+
+import sqlglot
+from sqlglot import exp
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MACRO_HEADER = re.compile(r"^--\s*macro\s+(?P<name>[a-z_][a-z0-9_]*)\((?P<params>[a-z_, ]*)\)\s*$", re.MULTILINE)
+
+
+def validate_identifier(name: str, what: str = "identifier") -> str:
+    """`name` if it is a plain SQL identifier; anything else (a backtick, a dot, a space) is refused."""
+    if not isinstance(name, str) or not _IDENTIFIER.match(name):
+        raise ValueError(f"{what} {name!r} is not a plain SQL identifier")
+    return name
+
+
+def read_sql(anchor_file: str, name: str) -> str:
+    """The text of `sql/<name>` beside the module `anchor_file` (pass `__file__`), macros expanded."""
+    path = Path(anchor_file).with_name("sql") / name
+    if not path.is_file():
+        raise FileNotFoundError(f"SQL file {path} does not exist")
+    return expand_macros(path.read_text(), _macros(str(path.parent / "macros")))
+
+
+@lru_cache(maxsize=None)
+def _macros(folder: str) -> dict[str, tuple[list[str], exp.Expression]]:
+    """name -> (parameters, expression) of every `sql/macros/*.sql` file beside the SQL."""
+    macros = {}
+    for path in sorted(Path(folder).glob("*.sql")):
+        text = path.read_text()
+        header = MACRO_HEADER.search(text)
+        if header is None:
+            raise ValueError(f"{path}: a macro file starts with '-- macro name(param, ...)'")
+        params = [p.strip() for p in header["params"].split(",") if p.strip()]
+        macros[header["name"].upper()] = (params, sqlglot.parse_one(text, read="bigquery"))
+    return macros
+
+
+def expand_macros(sql: str, macros: dict[str, tuple[list[str], exp.Expression]]) -> str:
+    if not macros or not any(f"{name}(" in sql.upper() for name in macros):
+        return sql
+    trees = [tree for tree in sqlglot.parse(sql, read="bigquery") if tree is not None]
+    for tree in trees:
+        for call in list(tree.find_all(exp.Anonymous)):
+            macro = macros.get(call.name.upper())
+            if macro is None:
+                continue
+            params, body = macro
+            if len(call.expressions) != len(params):
+                raise ValueError(f"macro {call.name} takes {len(params)} argument(s), got {len(call.expressions)}")
+            bound = dict(zip(params, call.expressions))
+            expanded = body.copy().transform(
+                lambda node: bound[node.name].copy()
+                if isinstance(node, exp.Column) and not node.table and node.name in bound else node
+            )
+            call.replace(exp.Paren(this=expanded))
+    return ";\n".join(tree.sql("bigquery", pretty=True) for tree in trees)

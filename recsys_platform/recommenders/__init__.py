@@ -1,9 +1,0 @@
-"""Recommendation models trained on Personalize-format interactions.
-
-The local Personalize stand-in trains these for its recipes; `recsys-platform evaluate` and the
-quality benchmark use them directly. Everything here is plain numpy/scipy: no Dagster, no AWS.
-"""
-
-from recsys_platform.recommenders.base import InteractionLog, Recommender, create_recommender
-
-__all__ = ["InteractionLog", "Recommender", "create_recommender"]

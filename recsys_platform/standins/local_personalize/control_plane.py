@@ -1,0 +1,70 @@
+"""The Personalize control plane (`AmazonPersonalize.<Operation>`): one method per operation.
+
+Each operation method takes the request's JSON members and the request's region and returns the
+answer's members; `operations()` maps Personalize's operation names to them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from botocore import xform_name
+
+from recsys_platform.standins.local_personalize.campaign_operations import CampaignOperations
+from recsys_platform.standins.local_personalize.dataset_operations import DatasetOperations
+from recsys_platform.standins.local_personalize.job_runner import JobRunner
+from recsys_platform.standins.local_personalize.resource_kinds import KINDS
+from recsys_platform.standins.local_personalize.service_model import output_fields, summary_fields
+from recsys_platform.standins.local_personalize.solution_operations import SolutionOperations
+from recsys_platform.standins.local_personalize.store import ResourceStore
+
+
+class ControlPlane(DatasetOperations, SolutionOperations, CampaignOperations):
+    def __init__(
+        self,
+        store: ResourceStore,
+        lake_root: Path,
+        step_delay: float = 0.05,
+        stale_after: float = 20.0,
+        max_concurrent_trainings: int = 20,
+        max_running_jobs: int = 8,
+        max_dataset_groups: int = 500,
+    ) -> None:
+        self.store = store
+        self.lake_root = Path(lake_root)
+        self.max_concurrent_trainings = max_concurrent_trainings
+        self.max_dataset_groups = max_dataset_groups
+        self.runner = JobRunner(
+            store,
+            workers={
+                "dataset_group": lambda record, context: None,
+                "dataset": lambda record, context: None,
+                "solution": lambda record, context: None,
+                "dataset_import_job": self._run_import,
+                "solution_version": self._run_training,
+                "campaign": self._run_campaign,
+                "batch_inference_job": self._run_batch_inference,
+            },
+            step_delay=step_delay,
+            stale_after=stale_after,
+            on_status=self._mirror_campaign_update,
+            max_running_jobs=max_running_jobs,
+        )
+        self.describe_fields = {kind: output_fields(spec[1], spec[2]) for kind, spec in KINDS.items()}
+        self.summary_fields = {kind: summary_fields(spec[3], spec[4]) for kind, spec in KINDS.items()}
+
+    def operations(self) -> dict[str, Callable[[dict, str], dict]]:
+        names = [
+            "CreateDatasetGroup", "DescribeDatasetGroup", "ListDatasetGroups", "DeleteDatasetGroup",
+            "CreateSchema", "DescribeSchema", "ListSchemas", "DeleteSchema",
+            "CreateDataset", "DescribeDataset", "ListDatasets", "DeleteDataset",
+            "CreateDatasetImportJob", "DescribeDatasetImportJob", "ListDatasetImportJobs",
+            "CreateSolution", "DescribeSolution", "ListSolutions", "DeleteSolution",
+            "CreateSolutionVersion", "DescribeSolutionVersion", "ListSolutionVersions",
+            "StopSolutionVersionCreation", "GetSolutionMetrics",
+            "CreateCampaign", "DescribeCampaign", "ListCampaigns", "UpdateCampaign", "DeleteCampaign",
+            "CreateBatchInferenceJob", "DescribeBatchInferenceJob", "ListBatchInferenceJobs",
+        ]
+        return {name: getattr(self, xform_name(name)) for name in names}
+

@@ -1,0 +1,210 @@
+"""Dataset groups, schemas, datasets and dataset import jobs."""
+
+from __future__ import annotations
+
+import shutil
+import time
+import urllib.parse
+from collections.abc import Callable
+
+from recsys_platform.standins.local_personalize import avro_schemas, dataset_data, lake_paths
+from recsys_platform.standins.local_personalize.arns import make_arn, parse_arn
+from recsys_platform.standins.local_personalize.errors import (
+    InvalidInputException,
+    LimitExceededException,
+    ResourceAlreadyExistsException,
+    ResourceInUseException,
+)
+from recsys_platform.standins.local_personalize.job_runner import JobContext, JobFailed, is_transient
+from recsys_platform.standins.local_personalize.resource_kinds import ResourceOperations, public
+
+
+class DatasetOperations(ResourceOperations):
+    max_dataset_groups: int
+
+    # ---- dataset groups --------------------------------------------------------------------------
+
+    def create_dataset_group(self, params: dict, region: str) -> dict:
+        arn = make_arn(region, "dataset-group", params["name"])
+        record = {
+            "name": params["name"],
+            "datasetGroupArn": arn,
+            "_region": region,
+            **{k: params[k] for k in ("roleArn", "kmsKeyArn", "domain") if params.get(k)},
+        }
+        with self.store.locked():  # count and create together, or two servers could both pass the limit
+            groups = [r for r in self.store.all("dataset_group") if r.get("_region") == region]
+            if len(groups) >= self.max_dataset_groups:
+                raise LimitExceededException(f"At most {self.max_dataset_groups} dataset groups per region.")
+            self._create("dataset_group", record)
+        return public(record, ("datasetGroupArn", "domain"))
+
+    def describe_dataset_group(self, params: dict, region: str) -> dict:
+        return self._describe("dataset_group", params["datasetGroupArn"], "datasetGroupArn")
+
+    def list_dataset_groups(self, params: dict, region: str) -> dict:
+        return self._list("dataset_group", region, params)
+
+    def delete_dataset_group(self, params: dict, region: str) -> dict:
+        arn = params["datasetGroupArn"]
+        with self.store.locked():
+            record = self._get("dataset_group", arn, "datasetGroupArn")
+            users = self._in_use_by("dataset", "datasetGroupArn", arn)
+            users += self._in_use_by("solution", "datasetGroupArn", arn)
+            if users or is_transient(record.get("status")):
+                raise ResourceInUseException(
+                    f"Dataset group {arn} is in use: delete its datasets and solutions first."
+                )
+            self.store.delete("dataset_group", arn)
+        return {}
+
+    # ---- schemas ---------------------------------------------------------------------------------
+
+    def create_schema(self, params: dict, region: str) -> dict:
+        avro_schemas.parse_avro_schema(params["schema"])
+        arn = make_arn(region, "schema", params["name"])
+        record = {"name": params["name"], "schemaArn": arn, "schema": params["schema"], "_region": region}
+        if params.get("domain"):
+            record["domain"] = params["domain"]
+        self._create("schema", record, start_job=False)
+        return {"schemaArn": arn}
+
+    def describe_schema(self, params: dict, region: str) -> dict:
+        return self._describe("schema", params["schemaArn"], "schemaArn")
+
+    def list_schemas(self, params: dict, region: str) -> dict:
+        return self._list("schema", region, params)
+
+    def delete_schema(self, params: dict, region: str) -> dict:
+        arn = params["schemaArn"]
+        with self.store.locked():
+            self._get("schema", arn, "schemaArn")
+            if self._in_use_by("dataset", "schemaArn", arn):
+                raise ResourceInUseException(f"Schema {arn} is used by a dataset.")
+            self.store.delete("schema", arn)
+        return {}
+
+    # ---- datasets --------------------------------------------------------------------------------
+
+    def create_dataset(self, params: dict, region: str) -> dict:
+        group = self._get_active("dataset_group", params["datasetGroupArn"], "datasetGroupArn")
+        schema = self._get("schema", params["schemaArn"], "schemaArn")
+        dataset_type = avro_schemas.canonical_dataset_type(params["datasetType"])
+        fields = avro_schemas.parse_avro_schema(schema["schema"])
+        avro_schemas.check_schema_fits_dataset_type(fields, dataset_type)
+        arn = make_arn(region, "dataset", group["name"], dataset_type.upper())
+        record = {
+            "name": params["name"],
+            "datasetArn": arn,
+            "datasetGroupArn": group["datasetGroupArn"],
+            "datasetType": dataset_type,
+            "schemaArn": schema["schemaArn"],
+            "_region": region,
+            "_parts": [],
+        }
+        with self.store.locked():
+            if self.store.get("dataset", arn) is not None:
+                raise ResourceAlreadyExistsException(
+                    f"Dataset group {group['datasetGroupArn']} already has a {dataset_type} dataset ({arn})."
+                )
+            self._create("dataset", record)
+        return {"datasetArn": arn}
+
+    def describe_dataset(self, params: dict, region: str) -> dict:
+        return self._describe("dataset", params["datasetArn"], "datasetArn")
+
+    def list_datasets(self, params: dict, region: str) -> dict:
+        group = params.get("datasetGroupArn")
+        if group:
+            self._get("dataset_group", group, "datasetGroupArn")
+        return self._list("dataset", region, params, lambda r: not group or r["datasetGroupArn"] == group)
+
+    def delete_dataset(self, params: dict, region: str) -> dict:
+        arn = params["datasetArn"]
+        with self.store.locked():
+            record = self._get("dataset", arn, "datasetArn")
+            jobs = self._in_use_by("dataset_import_job", "datasetArn", arn)
+            running = [job for job in jobs if is_transient(job["status"])]
+            if running or is_transient(record.get("status")):
+                raise ResourceInUseException(f"Dataset {arn} has an import job in progress.")
+            self.store.delete("dataset", arn)
+            shutil.rmtree(self._dataset_dir(arn), ignore_errors=True)
+        return {}
+
+    # ---- dataset import jobs ---------------------------------------------------------------------
+
+    def create_dataset_import_job(self, params: dict, region: str) -> dict:
+        dataset = self._get_active("dataset", params["datasetArn"], "datasetArn")
+        location = (params.get("dataSource") or {}).get("dataLocation")
+        if not location:
+            raise InvalidInputException("dataSource.dataLocation is required")
+        lake_paths.csv_files_at(self.lake_root, location, "dataSource.dataLocation")
+        arn = make_arn(region, "dataset-import-job", params["jobName"])
+        record = {
+            "jobName": params["jobName"],
+            "datasetImportJobArn": arn,
+            "datasetArn": dataset["datasetArn"],
+            "dataSource": {"dataLocation": location},
+            "importMode": params.get("importMode") or "FULL",
+            "publishAttributionMetricsToS3": bool(params.get("publishAttributionMetricsToS3", False)),
+            "_region": region,
+        }
+        if params.get("roleArn"):
+            record["roleArn"] = params["roleArn"]
+        with self.store.locked():  # one import at a time per dataset: check and create together
+            if self.store.get("dataset_import_job", arn) is not None:
+                raise ResourceAlreadyExistsException(f"Dataset import job {arn} already exists.")
+            jobs = self._in_use_by("dataset_import_job", "datasetArn", dataset["datasetArn"])
+            jobs = self.runner.recover("dataset_import_job", jobs)
+            running = [job for job in jobs if is_transient(job["status"])]
+            if running:
+                raise ResourceInUseException(
+                    f"Dataset {dataset['datasetArn']} already has an import job in progress: "
+                    f"{running[0]['jobName']}."
+                )
+            self._create("dataset_import_job", record)
+        return {"datasetImportJobArn": arn}
+
+    def _run_import(self, job: dict, context: JobContext) -> Callable[[dict], None]:
+        dataset = self.store.get("dataset", job["datasetArn"])
+        if dataset is None:
+            raise JobFailed(f"Dataset {job['datasetArn']} was deleted.")
+        schema = self.store.get("schema", dataset["schemaArn"])
+        fields = avro_schemas.parse_avro_schema(schema["schema"])
+        try:
+            paths = lake_paths.csv_files_at(self.lake_root, job["dataSource"]["dataLocation"], "dataLocation")
+        except InvalidInputException as error:
+            raise JobFailed(str(error)) from None
+        try:
+            table = dataset_data.read_validated_csv(paths, fields)
+        except dataset_data.ImportFailed as error:
+            raise JobFailed(f"Input CSV does not match the dataset's schema: {error}") from None
+        if table.num_rows == 0:
+            raise JobFailed(f"{job['dataSource']['dataLocation']}: no rows after the header.")
+        context.check()
+        part_name = urllib.parse.quote(job["datasetImportJobArn"], safe="") + ".parquet"
+        dataset_data.write_part(table, self._dataset_dir(job["datasetArn"]) / part_name)
+
+        def apply(record: dict) -> None:
+            def add_part(dataset_record: dict) -> None:
+                parts = [] if record["importMode"] == "FULL" else dataset_record.get("_parts", [])
+                dataset_record["_parts"] = [*parts, part_name]
+                dataset_record["lastUpdatedDateTime"] = time.time()
+
+            if self.store.update("dataset", record["datasetArn"], add_part) is None:
+                raise JobFailed(f"Dataset {record['datasetArn']} was deleted.")
+            record["_rows"] = table.num_rows
+
+        return apply
+
+    def describe_dataset_import_job(self, params: dict, region: str) -> dict:
+        return self._describe("dataset_import_job", params["datasetImportJobArn"], "datasetImportJobArn")
+
+    def list_dataset_import_jobs(self, params: dict, region: str) -> dict:
+        dataset = params.get("datasetArn")
+        if dataset:
+            parse_arn(dataset, "dataset", "datasetArn")
+        return self._list(
+            "dataset_import_job", region, params, lambda r: not dataset or r["datasetArn"] == dataset
+        )
+

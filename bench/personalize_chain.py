@@ -1,21 +1,32 @@
-"""The Personalize chain end to end on the embedded default: snapshots -> import -> training -> campaign
-(first deployment), then the next day's chain through the champion/challenger gate. Wall seconds per
-step and in total, median of repeats, on a synthetic shop of demo size."""
+"""The Personalize chain (`personalize_retraining_job`: snapshots -> import -> training -> campaign) on the
+embedded default, for a synthetic shop: the first day (first deployment) and the next day (through the
+champion/challenger gate), in-process and through the multiprocess executor.
+
+Each repeat and mode starts from a fresh state folder and a fresh local Personalize in its own process
+(`recsys-platform serve`, reached over HTTP through RECSYS_PERSONALIZE_ENDPOINT_URL, as `make dev` runs it):
+
+- **in-process**: the job's `execute_in_process` in a fresh process (imports not timed);
+- **executor**: `dagster job execute -m recsys_platform.definitions -j personalize_retraining_job --tags
+  '{"dagster/partition": DAY}'` with a persistent DAGSTER_HOME: the command's wall time, steps from its
+  event log.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import os
+import shutil
 import statistics
 import tempfile
-import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from bench.ga4_pipeline import executor_run, in_process_run, new_dagster_home
+from bench.personalize_server import ServerProcess
+
+JOB = "personalize_retraining_job"
 DAYS = ("2026-02-27", "2026-02-28")
-STEPS = ("personalize_interactions_csv", "personalize_items_csv", "personalize_users_csv",
-         "personalize_dataset_import", "personalize_solution_version", "personalize_campaign")
+LABELS = ("first_day", "gated_day")
 
 
 def _shop(root: Path, users: int, items: int, events: int, seed: int = 7):
@@ -43,79 +54,87 @@ def _shop(root: Path, users: int, items: int, events: int, seed: int = 7):
     return fill_warehouse(root, table, n_items=items, n_users=users)
 
 
-def _step_seconds(instance, run_id: str) -> dict[str, float]:
-    started, seconds = {}, {}
-    for entry in instance.all_logs(run_id):
-        event = entry.dagster_event
-        if event is None:
-            continue
-        if event.event_type_value == "STEP_START":
-            started[event.step_key] = entry.timestamp
-        elif event.event_type_value == "STEP_SUCCESS":
-            seconds[event.step_key] = entry.timestamp - started[event.step_key]
-    return seconds
-
-
-def _one_repeat(users: int, items: int, events: int) -> dict:
-    from dagster import DagsterInstance, materialize
-
-    from recsys_platform.definitions import build_definitions
-    from recsys_platform.settings import PlatformSettings
-    from recsys_platform.standins.local_personalize.server import start_in_background
-
-    with tempfile.TemporaryDirectory(prefix="recsys-chain-bench-") as home:
-        os.environ["RECSYS_HOME"] = home
-        _shop(Path(home), users, items, events)
-        server = start_in_background(f"{home}/personalize", f"{home}/lake")
-        os.environ["RECSYS_PERSONALIZE_ENDPOINT_URL"] = server.endpoint_url
-        defs = build_definitions(PlatformSettings.from_environment())
-        assets = [defs.get_assets_def(name) for name in STEPS]
-        resources = defs.resources
-        instance = DagsterInstance.ephemeral()
-        sample = {}
-        try:
-            for label, day in zip(("first_day", "gated_day"), DAYS):
-                started = time.perf_counter()
-                # Default run config, as the schedule and the demo run it (polling starts at 1s and doubles).
-                result = materialize(assets, instance=instance, partition_key=day, resources=resources)
-                sample[label] = {"total": time.perf_counter() - started, **_step_seconds(instance, result.run_id)}
-                sample[label]["decision"] = result.asset_value("personalize_campaign").decision
-        finally:
-            server.stop()
-            del os.environ["RECSYS_PERSONALIZE_ENDPOINT_URL"]
+def _one(mode: str, users: int, items: int, events: int, work_root: Path, days=DAYS) -> dict:
+    base = Path(tempfile.mkdtemp(prefix=f"chain-{mode}-", dir=work_root))
+    home, work = base / "home", base / "work"
+    work.mkdir(parents=True)
+    _shop(home, users, items, events)
+    dagster_home = new_dagster_home(base / "dagster_home")
+    sample = {}
+    try:
+        with ServerProcess(home) as server:
+            extra = {"RECSYS_PERSONALIZE_ENDPOINT_URL": server.endpoint_url}
+            for label, day in zip(LABELS, days):
+                if mode == "executor":
+                    measured = executor_run(home, dagster_home, work, job=JOB, partition=day, env_extra=extra)
+                    seconds = measured["wall_seconds"]
+                    peak = measured["max_process_peak_rss_mb"]
+                else:
+                    measured = in_process_run(home, work, job=JOB, partition=day, env_extra=extra)
+                    seconds = measured["seconds"]
+                    peak = measured["max_process_peak_rss_mb"]
+                run = measured["run"]
+                sample[label] = {
+                    "seconds": seconds,
+                    "peak_rss_mb": peak,
+                    "run_span_seconds": run.get("run_span_seconds"),
+                    "step_seconds_sum": run["step_seconds_sum"],
+                    "process_start_gap_sum": run["process_start_gap_sum"],
+                    "steps": {s["step"]: s.get("seconds") for s in run["steps"]},
+                    "step_count": run["step_count"],
+                }
+            sample["server_peak_rss_mb"] = server.peak_rss_mb()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
     return sample
 
 
 def run(out_dir: Path, quick: bool = False) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     users, items, events = (500, 200, 20_000) if quick else (5_000, 2_000, 200_000)
-    repeats = 1 if quick else 3
-    previous_home = os.environ.get("RECSYS_HOME")
+    repeats = 1 if quick else 2
+    days = DAYS[:1] if quick else DAYS
+    work_root = Path(tempfile.mkdtemp(prefix="recsys-bench-chain-"))
+    samples: dict[str, list[dict]] = {"in_process": [], "executor": []}
     try:
-        samples = [_one_repeat(users, items, events) for _ in range(repeats)]
+        for repeat in range(repeats):
+            order = ("in_process", "executor") if repeat % 2 == 0 else ("executor", "in_process")
+            for mode in order:
+                samples[mode].append(_one(mode, users, items, events, work_root, days))
+                s = samples[mode][-1]
+                print(f"   {mode:10s} repeat {repeat + 1}/{repeats}: " + ", ".join(
+                    f"{label} {s[label]['seconds']:.1f} s" for label in LABELS[:len(days)]), flush=True)
     finally:
-        if previous_home is None:
-            os.environ.pop("RECSYS_HOME", None)
-        else:
-            os.environ["RECSYS_HOME"] = previous_home
+        shutil.rmtree(work_root, ignore_errors=True)
     rows = []
-    for label in ("first_day", "gated_day"):
-        row = {"run": label, "decision": samples[-1][label]["decision"]}
-        for step in ("total", *STEPS):
-            row[step] = round(statistics.median(s[label].get(step, float("nan")) for s in samples), 2)
+    for label in LABELS[:len(days)]:
+        row: dict = {"run": label}
+        for mode, runs in samples.items():
+            row[mode] = {
+                "seconds_median": round(statistics.median(r[label]["seconds"] for r in runs), 2),
+                "seconds_all": [round(r[label]["seconds"], 2) for r in runs],
+                "peak_rss_mb": max(r[label]["peak_rss_mb"] for r in runs),
+                "step_seconds_sum_median": round(statistics.median(r[label]["step_seconds_sum"] for r in runs), 2),
+                "steps_median": {step: round(statistics.median(r[label]["steps"].get(step) or 0.0 for r in runs), 2)
+                                 for step in runs[0][label]["steps"]},
+            }
+        gaps = [r[label]["process_start_gap_sum"] for r in samples["executor"] if r[label]["process_start_gap_sum"]]
+        row["executor"]["process_start_gap_sum_median"] = round(statistics.median(gaps), 2) if gaps else None
+        row["executor_over_in_process"] = round(row["executor"]["seconds_median"] / row["in_process"]["seconds_median"], 2)
         rows.append(row)
-    result = {"users": users, "items": items, "interactions": events, "repeats": repeats, "rows": rows}
-    print(f"\nPersonalize chain on the embedded default: {events:,} interactions, {users:,} users, {items:,} items "
-          f"(median of {repeats})")
-    header = ["run", "total", *(s.replace("personalize_", "") for s in STEPS)]
-    print("  ".join(f"{h:>16}" for h in header))
+    both = {mode: sum(r[mode]["seconds_median"] for r in rows) for mode in samples}
+    result = {"users": users, "items": items, "interactions": events, "repeats": repeats, "job": JOB, "rows": rows,
+              "executor_over_in_process_both_days": round(both["executor"] / both["in_process"], 2),
+              "server_peak_rss_mb": max((s.get("server_peak_rss_mb") or 0) for runs in samples.values() for s in runs)}
+    print(f"\nPersonalize chain, {events:,} interactions, {users:,} users, {items:,} items (median of {repeats})")
     for row in rows:
-        print("  ".join(f"{row[k]:>16}" if k == "run" else f"{row[k]:>16.2f}" for k in ("run", "total", *STEPS)))
-    for row in rows:
-        print(f"  {row['run']}: {row['decision']}")
-    (out_dir / "personalize_chain.json").write_text(json.dumps(result, indent=2))
+        print(f"  {row['run']:10s} in-process {row['in_process']['seconds_median']:6.1f} s   executor "
+              f"{row['executor']['seconds_median']:6.1f} s   ratio {row['executor_over_in_process']}")
+    (out_dir / "personalize_chain.json").write_text(json.dumps(result, indent=1))
     return result
 
 
 if __name__ == "__main__":
-    run(Path(".recsys/bench"), quick=True)
+    import sys
+
+    print(json.dumps(run(Path(".recsys/bench/personalize_chain"), quick="--quick" in sys.argv), indent=1))

@@ -13,6 +13,7 @@ from recsys_platform.defs.ga4.daily_job import build_ga4_daily_job, build_ga4_da
 from recsys_platform.defs.ga4.events import build_ga4_events
 from recsys_platform.defs.ga4.export import build_ga4_export
 from recsys_platform.defs.ga4.export_sensor import build_ga4_export_sensor
+from recsys_platform.defs.ga4.ga4_setup import load_ga4_setup
 from recsys_platform.defs.ga4.refined import build_refined_assets
 from recsys_platform.defs.ga4.taxonomy import load_taxonomy
 from recsys_platform.defs.interactions.interactions import build_interactions
@@ -23,7 +24,8 @@ from recsys_platform.defs.personalize.personalize_setup import load_setup
 from recsys_platform.defs.personalize.retraining_job import build_retraining_job, build_retraining_schedule
 from recsys_platform.defs.personalize.snapshots import HANDOFF_IO_MANAGER, build_snapshot_assets
 from recsys_platform.defs.personalize.solution_version import build_solution_version
-from recsys_platform.defs.product_db import product_db_specs
+from recsys_platform.defs.product_db.contract import load_contract
+from recsys_platform.defs.product_db.replica_assets import product_db_specs
 from recsys_platform.lib.deployments import resources_for
 from recsys_platform.lib.handoff_io_manager import LakeHandoffIOManager
 from recsys_platform.lib.partitions import daily_partitions
@@ -34,18 +36,20 @@ def build_definitions(settings: PlatformSettings) -> dg.Definitions:
     days = daily_partitions(settings)
     timezone = settings.timezone
     taxonomy = load_taxonomy()
+    ga4 = load_ga4_setup()
     personalize = load_setup()
+    contract = load_contract(settings.product_db_contract)
 
     # GA4 export -> merged raw -> refined item tables -> interactions (with the product DB's purchases)
     ga4_assets = [
         build_ga4_export(days),
-        build_ga4_events(days, timezone),
-        *build_refined_assets(taxonomy, days, timezone),
-        build_interactions(taxonomy, days, timezone),
+        build_ga4_events(days, timezone, ga4),
+        build_refined_assets(taxonomy, days, timezone),
+        build_interactions(taxonomy, days, timezone, contract),
     ]
     # interactions -> lake snapshots -> dataset import -> solution version -> gated campaign (+ the experiment)
     personalize_assets = [
-        *build_snapshot_assets(personalize, days, timezone),
+        *build_snapshot_assets(personalize, days, timezone, contract),
         build_dataset_import(personalize, days),
         build_solution_version(personalize, days),
         build_campaign(personalize, days, timezone),
@@ -61,7 +65,7 @@ def build_definitions(settings: PlatformSettings) -> dg.Definitions:
         asset_checks=deadline_checks,
         jobs=[ga4_daily_job, retraining_job],
         schedules=[build_ga4_daily_schedule(ga4_daily_job), build_retraining_schedule(retraining_job)],
-        sensors=[build_ga4_export_sensor(days), deadline_sensor],
+        sensors=[build_ga4_export_sensor(days, ga4, timezone), deadline_sensor],
         resources={**resources, HANDOFF_IO_MANAGER: LakeHandoffIOManager(lake=resources["lake"])},
     )
 

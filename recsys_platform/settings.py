@@ -74,6 +74,8 @@ class PlatformSettings:
     ga4_property_id: str
     timezone: str
     start_date: dt.date
+    # A shipped product DB contract's name (simulator, datastream) or a YAML file (defs/product_db/contracts/).
+    product_db_contract: str = "simulator"
 
     @property
     def paths(self) -> LocalPaths:
@@ -111,6 +113,9 @@ class PlatformSettings:
             ga4_property_id=_property_id(environ.get("RECSYS_GA4_PROPERTY_ID", DEFAULT_PROPERTY_ID)),
             timezone=_timezone(timezone),
             start_date=_date("RECSYS_START_DATE", environ.get("RECSYS_START_DATE", DEFAULT_START_DATE)),
+            # The embedded default's replica is the simulator's; production's is a Datastream replica.
+            product_db_contract=environ.get("RECSYS_PRODUCT_DB_CONTRACT")
+            or ("simulator" if deployment == "local" else "datastream"),
         )
 
 

@@ -23,8 +23,14 @@ def platform_definitions() -> Definitions:
 
 
 def assets(*names: str, defs: Definitions | None = None) -> list[AssetsDefinition]:
+    """The definitions that produce `names`, each once (the refined tables are one multi-asset)."""
     defs = defs or platform_definitions()
-    return [defs.get_assets_def(name) for name in names]
+    found: list[AssetsDefinition] = []
+    for name in names:
+        definition = defs.get_assets_def(name)
+        if all(definition is not other for other in found):
+            found.append(definition)
+    return found
 
 
 def local_personalize_resource(endpoint_url: str) -> PersonalizeResource:

@@ -1,10 +1,12 @@
 """The platform's SQL files: where they are, the identifiers that may be formatted into statements, and
-the one macro mechanism (a SQL fragment used by several files is written once, in `sql/macros/`).
+how a fragment used by several files is written once.
 
-Macros are expanded on sqlglot's syntax tree, not by text substitution: a file calls a macro like a
-function (`IS_HELD_OUT(USER_ID)`), and the call is replaced by the macro's expression with its
-parameter bound to the argument. No library expands user-defined SQL macros across dialects, so this
-small piece is written here.
+Two kinds of shared fragment, both expanded on sqlglot's syntax tree rather than by text substitution:
+- a macro (`sql/macros/<name>.sql`, one expression) is called like a function, `IS_HELD_OUT(USER_ID)`, and
+  replaced by its expression with the parameter bound to the argument;
+- a relation (`sql/fragments/<name>.sql`, one query) is referenced as the table `fragments.<name>` and
+  becomes a CTE of the statement that names it (dbt's ephemeral model, in effect).
+No library expands user-defined SQL fragments across dialects, so this small piece is written here.
 """
 
 from __future__ import annotations
@@ -32,7 +34,44 @@ def read_sql(anchor_file: str, name: str) -> str:
     path = Path(anchor_file).with_name("sql") / name
     if not path.is_file():
         raise FileNotFoundError(f"SQL file {path} does not exist")
-    return expand_macros(path.read_text(), _macros(str(path.parent / "macros")))
+    return _expand(path.read_text(), path.parent)
+
+
+def _expand(sql: str, folder: Path) -> str:
+    return expand_fragments(expand_macros(sql, _macros(str(folder / "macros"))), folder / "fragments")
+
+
+FRAGMENTS_DATASET = "fragments"
+
+
+def expand_fragments(sql: str, folder: Path) -> str:
+    """Each `fragments.<name>` table becomes the CTE `<name>`, defined by `<folder>/<name>.sql`."""
+    if f"{FRAGMENTS_DATASET}." not in sql:
+        return sql
+    trees = [tree for tree in sqlglot.parse(sql, read="bigquery") if tree is not None]
+    for tree in trees:
+        names = []
+        for table in list(tree.find_all(exp.Table)):
+            if table.args.get("db") is None or table.db != FRAGMENTS_DATASET:
+                continue
+            name = validate_identifier(table.name, "fragment")
+            alias = table.args.get("alias")
+            table.replace(exp.Table(this=exp.to_identifier(name), alias=alias))
+            if name not in names:
+                names.append(name)
+        ctes = []
+        for name in names:
+            path = folder / f"{name}.sql"
+            if not path.is_file():
+                raise FileNotFoundError(f"SQL fragment {path} does not exist")
+            body = sqlglot.parse_one(_expand(path.read_text(), folder.parent), read="bigquery")
+            ctes.append(exp.CTE(this=body, alias=exp.TableAlias(this=exp.to_identifier(name))))
+        existing = tree.args.get("with_")
+        if existing is not None:
+            existing.set("expressions", [*ctes, *existing.expressions])
+        else:
+            tree.set("with_", exp.With(expressions=ctes))
+    return ";\n".join(tree.sql("bigquery", pretty=True) for tree in trees)
 
 
 @lru_cache(maxsize=None)

@@ -1,5 +1,8 @@
 """Row counts, null counts and previews of a partition range: the numbers every materialization and
-check reports. Statements are built with sqlglot from validated identifiers; values are bound."""
+check reports. Statements are built with sqlglot from validated identifiers; values are bound.
+
+Each function takes anything with the warehouse's `query(sql, params)`: the warehouse itself, or the
+staged rows of a replacement being validated (`dataset="staged"`)."""
 
 from __future__ import annotations
 
@@ -15,10 +18,10 @@ from recsys_platform.lib.warehouse.interface import Warehouse
 PREVIEW_ROWS = 10
 
 
-def _in_range(table: str, date_column: str) -> exp.Select:
+def _in_range(table: str, date_column: str, dataset: str = "recsys") -> exp.Select:
     return (
         exp.select()
-        .from_(exp.table_(validate_identifier(table, "table"), db="recsys"))
+        .from_(exp.table_(validate_identifier(table, "table"), db=validate_identifier(dataset, "dataset")))
         .where(
             exp.column(validate_identifier(date_column, "column")).between(
                 exp.Placeholder(this="first_day"), exp.Placeholder(this="last_day")
@@ -29,10 +32,10 @@ def _in_range(table: str, date_column: str) -> exp.Select:
 
 def null_counts(
     warehouse: Warehouse, table: str, columns: Sequence[str], days: PartitionRange, date_column: str = "event_date",
-    flag_columns: Sequence[str] = (),
+    flag_columns: Sequence[str] = (), dataset: str = "recsys",
 ) -> dict[str, int]:
     """{"rows": n, "<column>_nulls": n, ..., "<flag>_true": n, ...} for the range, in one scan."""
-    select = _in_range(table, date_column).select(exp.alias_(exp.Count(this=exp.Star()), "rows"))
+    select = _in_range(table, date_column, dataset).select(exp.alias_(exp.Count(this=exp.Star()), "rows"))
     for column in columns:
         validate_identifier(column, "column")
         select = select.select(
@@ -53,10 +56,11 @@ def total_rows(warehouse: Warehouse, dataset: str, table: str) -> int:
     return int(warehouse.query(_bigquery(select)).to_pylist()[0]["n"])
 
 
-def rows_per_day(warehouse: Warehouse, table: str, days: PartitionRange, date_column: str = "event_date") -> dict[str, int]:
+def rows_per_day(warehouse: Warehouse, table: str, days: PartitionRange, date_column: str = "event_date",
+                 dataset: str = "recsys") -> dict[str, int]:
     column = exp.column(validate_identifier(date_column, "column"))
     select = (
-        _in_range(table, date_column)
+        _in_range(table, date_column, dataset)
         .select(exp.alias_(column, "day"), exp.alias_(exp.Count(this=exp.Star()), "rows"))
         .group_by(column)
     )

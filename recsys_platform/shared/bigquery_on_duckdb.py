@@ -103,6 +103,10 @@ def _unnest_subqueries_to_list_functions(tree: exp.Expression) -> None:
             continue
         if any(select.args.get(k) for k in ("joins", "group", "having", "order", "limit", "qualify")):
             continue
+        projected = select.expressions[0]
+        if projected.find(exp.AggFunc) is not None and not (
+                isinstance(projected.unalias(), exp.Count) and isinstance(projected.unalias().this, exp.Star)):
+            continue  # an aggregate over the array (STRING_AGG, SUM, ...) is no element-wise transform
         unnest = source.this
         alias = unnest.args.get("alias")
         if alias is None or len(unnest.expressions) != 1:

@@ -9,6 +9,32 @@ MIN_INTERACTIONS = 1000
 MIN_USERS_WITH_TWO_INTERACTIONS = 25
 # An INCREMENTAL dataset import job must bring at least this many records.
 MIN_INCREMENTAL_IMPORT_RECORDS = 1000
+# ... into these dataset types ("Updating existing bulk data": "To append data to an item interactions
+# dataset or action interactions dataset ... you must have at minimum 1000 new ... records").
+INCREMENTAL_MINIMUM_DATASET_TYPES = ("Interactions", "Action_Interactions")
+
+# Filters (developer guide, "Filter expressions" and "Service quotas").
+MAX_FILTERS_PER_DATASET_GROUP = 10
+MAX_FILTER_FIELDS = 5  # distinct dataset fields in one filter, across its chained expressions
+MAX_FILTER_FIELDS_PER_DATASET_GROUP = 10  # distinct dataset fields across all filters of a dataset group
+# Interactions filters consider at most this many of a user's most recent interactions per event type.
+MAX_FILTER_INTERACTIONS_PER_EVENT_TYPE = 100
+
+# Event trackers: one per dataset group ("You can create only one event tracker for a dataset group").
+EVENT_TRACKERS_PER_DATASET_GROUP = 1
+
+# Data deletion jobs ("Deleting users"): at most this many PENDING per dataset group, and inputs of at
+# most this many bytes.
+MAX_PENDING_DATA_DELETION_JOBS = 5
+MAX_DATA_DELETION_INPUT_BYTES = 100 * 1024 * 1024
+# A data deletion job's statuses have no phase and it ends COMPLETED, not ACTIVE:
+# PENDING > IN_PROGRESS > COMPLETED or FAILED.
+DATA_DELETION_COMPLETED = "COMPLETED"
+DATA_DELETION_FAILED = "FAILED"
+
+# A campaign that follows its solution (campaignConfig.syncWithLatestSolutionVersion) names the
+# solution as `<solutionArn>/$LATEST` in solutionVersionArn.
+LATEST_SOLUTION_VERSION_SUFFIX = "/$LATEST"
 
 # CreateSolutionVersion: trainingMode UPDATE is accepted only for solutions of these recipes
 # (after a FULL version exists); every other recipe trains FULL only.

@@ -26,17 +26,29 @@ def write_days(export_db, days: int):
         write_shard(export_db, day, [event(day, 10, "view_item", f"p{i}", items=[{"item_id": "A"}])])
 
 
-def test_new_shards_request_one_run_each_and_report_the_export(warehouse, recsys_home):
-    write_days(recsys_home / "ga4_export.duckdb", 30)
+def test_new_days_request_one_run_each_and_report_the_export(warehouse, recsys_home):
+    write_days(recsys_home / "ga4_export.duckdb", 5)
     result = tick(warehouse)
-    assert len(result.run_requests) == 30
     keys = sorted(r.partition_key for r in result.run_requests)
-    assert keys[0] == "2026-02-01" and keys[-1] == "2026-03-02"
-    assert len({r.run_key for r in result.run_requests}) == 30
-    assert all(r.run_key.startswith(r.partition_key + "@") for r in result.run_requests)
+    assert keys == [(FIRST + dt.timedelta(days=i)).isoformat() for i in range(5)]
+    assert len({r.run_key for r in result.run_requests}) == 5
+    assert all(r.run_key.startswith(f"events_{r.partition_key.replace('-', '')}@") for r in result.run_requests)
     reported = sorted(e.partition for e in result.asset_events)
     assert reported == keys and all(e.asset_key.to_user_string() == "ga4_export" for e in result.asset_events)
-    assert len(json.loads(result.cursor)) == 30
+    assert len(json.loads(result.cursor)) == 5
+
+
+def test_a_first_deployment_becomes_one_backfill_run_not_one_run_per_day(warehouse, recsys_home):
+    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+    write_days(recsys_home / "ga4_export.duckdb", 30)
+    result = tick(warehouse)
+    [request] = result.run_requests
+    assert request.partition_key is None
+    assert request.tags[ASSET_PARTITION_RANGE_START_TAG] == "2026-02-01"
+    assert request.tags[ASSET_PARTITION_RANGE_END_TAG] == "2026-03-02"
+    assert len(result.asset_events) == 30 and len(json.loads(result.cursor)) == 30
+    assert isinstance(tick(warehouse, cursor=result.cursor), SkipReason)
 
 
 def test_unchanged_shards_request_nothing(warehouse, recsys_home):
@@ -56,17 +68,31 @@ def test_reexported_shard_is_requested_again_with_a_new_run_key(warehouse, recsy
     second = tick(warehouse, cursor=first.cursor)
     [request] = second.run_requests
     assert request.partition_key == day.isoformat()
-    assert request.tags["recsys/shard_change"] == "rewritten"
+    [report] = [e for e in second.asset_events]
+    assert report.metadata["change"].value == "rewritten"
     old_key = next(r.run_key for r in first.run_requests if r.partition_key == day.isoformat())
     assert request.run_key != old_key
     [report] = second.asset_events
     assert report.metadata["dagster/row_count"].value == 2
 
 
-def test_shards_outside_the_partitions_are_ignored(warehouse, recsys_home):
+def test_tables_outside_the_partitions_or_not_a_day_are_reported_not_raised(warehouse, recsys_home):
+    import duckdb
+
+    export_db = recsys_home / "ga4_export.duckdb"
     old = dt.date(2020, 1, 1)
-    write_shard(recsys_home / "ga4_export.duckdb", old, [event(old, 10, "view_item", "p", items=[])])
-    assert isinstance(tick(warehouse), SkipReason)
+    write_shard(export_db, old, [event(old, 10, "view_item", "p", items=[])])
+    skipped = tick(warehouse)
+    assert isinstance(skipped, SkipReason) and "outside the partitions" in skipped.skip_message
+    assert "events_20200101" in skipped.skip_message
+    # A table named like a day that does not exist: every tick used to raise on it.
+    with duckdb.connect(str(export_db)) as con:
+        con.execute("CREATE TABLE analytics_123456789.events_20260230 AS SELECT 1 AS x")
+        con.execute("INSERT INTO analytics_123456789.__TABLES__ (table_id, last_modified_time, row_count) "
+                    "VALUES ('events_20260230', 1, 1)")
+    write_days(export_db, 2)
+    result = tick(warehouse)
+    assert sorted(r.partition_key for r in result.run_requests) == ["2026-02-01", "2026-02-02"]
 
 
 def test_no_export_yet_is_a_skip(warehouse):

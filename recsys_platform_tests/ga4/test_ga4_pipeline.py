@@ -22,21 +22,25 @@ def rows(warehouse, sql, **params):
 
 
 def materialization(result, key):
-    [mat] = [m for m in result.asset_materializations_for_node(key)]
+    [mat] = [e.materialization for e in result.get_asset_materialization_events()
+             if e.materialization.asset_key.to_user_string() == key]
     return mat.metadata
 
 
 def test_merge_deduplicates_and_counts_dropped_rows(warehouse, export_two_days):
     result = run_day(warehouse, DAY, [ga4_events])
     meta = materialization(result, "ga4_events")
-    # 14 shard rows: 1 exact duplicate, 1 without event name, 1 without pseudo id.
-    assert meta["shard_rows"].value == 14
-    assert meta["dagster/row_count"].value == 11
+    # 14 rows read: 1 exact duplicate, 1 without event name; the cookieless ping (no pseudo id) is kept.
+    assert meta["rows_read"].value == 14
+    assert meta["dagster/row_count"].value == 12
     assert meta["duplicates_removed"].value == 1
     assert meta["dropped_without_event_name"].value == 1
-    assert meta["dropped_without_user_pseudo_id"].value == 1
+    assert sum(meta[k].value for k in meta if k.startswith("dropped_")) == 1  # each left-out row counted once
+    assert meta["consent_denied_rows"].value == 1
+    assert meta["sources"].value == {DAY.isoformat(): f"events_{DAY.strftime('%Y%m%d')}"}
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
-    assert checks == {"has_rows_every_day": True, "event_keys_unique": True, "dropped_share_small": False}
+    assert checks == {"has_rows_every_day": True, "event_keys_unique": True, "volume_within_guard": True,
+                      "dropped_share_small": False, "consent_denied_share": True}
     [day] = rows(warehouse, "SELECT DISTINCT event_date FROM recsys.ga4_events")
     assert day["event_date"] == DAY
 
@@ -57,7 +61,7 @@ def test_other_days_are_untouched_by_a_partition_run(warehouse, export_two_days)
     run_day(warehouse, NEXT_DAY)
     counts = {r["event_date"]: r["n"] for r in
               rows(warehouse, "SELECT event_date, COUNT(*) AS n FROM recsys.ga4_events GROUP BY 1")}
-    assert counts == {DAY: 11, NEXT_DAY: 1}
+    assert counts == {DAY: 12, NEXT_DAY: 1}
     run_day(warehouse, NEXT_DAY)
     counts_again = {r["event_date"]: r["n"] for r in
                     rows(warehouse, "SELECT event_date, COUNT(*) AS n FROM recsys.ga4_events GROUP BY 1")}
@@ -124,7 +128,7 @@ def test_reexported_day_is_merged_without_duplicates(warehouse, export_two_days)
     write_shard(export_two_days / "ga4_export.duckdb", DAY, [*day_one_events(), late])
     run_day(warehouse, DAY)
     [n] = rows(warehouse, "SELECT COUNT(*) AS n FROM recsys.ga4_events WHERE event_date = @d", d=DAY)
-    assert n["n"] == 12
+    assert n["n"] == 13
     [u] = rows(warehouse, "SELECT COUNT(*) AS n FROM recsys.interactions WHERE USER_ID = 'U9'")
     assert u["n"] == 1
 
@@ -140,7 +144,7 @@ def test_backfill_range_runs_in_one_step(warehouse, export_two_days):
     assert result.success
     counts = {r["event_date"]: r["n"] for r in
               rows(warehouse, "SELECT event_date, COUNT(*) AS n FROM recsys.ga4_events GROUP BY 1")}
-    assert counts == {DAY: 11, NEXT_DAY: 1}
+    assert counts == {DAY: 12, NEXT_DAY: 1}
     partitions = sorted(m.partition for m in result.asset_materializations_for_node("interactions"))
     assert partitions == [DAY.isoformat(), NEXT_DAY.isoformat()]
     # One step covered both days: the step's metadata names the whole range.

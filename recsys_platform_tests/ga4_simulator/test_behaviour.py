@@ -64,8 +64,9 @@ def test_anonymous_visitors_and_later_logins(export):
               HAVING count(*) FILTER (WHERE user_id IS NULL) > 0 AND count(DISTINCT user_id) = 1)""",
     )[0]
     assert switching > 10
+    # Only logged-in sessions buy; a purchase without user_id is a consent-denied cookieless ping.
     anonymous_purchases = one(export, f"SELECT count(*) FROM {ALL_EVENTS} WHERE event_name = 'purchase' "
-                                      "AND user_id IS NULL")[0]
+                                      "AND user_id IS NULL AND privacy_info.analytics_storage = 'Yes'")[0]
     assert anonymous_purchases == 0
 
 
@@ -111,8 +112,13 @@ def test_ga4_purchases_match_product_db_orders(export, product, small_run):
     ).fetchall()
     orders = dict(product.execute("SELECT order_id, user_id FROM product_db.product_db.orders").fetchall())
     users = {r[0] for r in product.execute("SELECT user_id FROM product_db.product_db.users").fetchall()}
-    assert transactions and all(orders[tid] == uid for tid, uid in transactions)
-    assert all(uid in users for _, uid in transactions)
+    assert transactions and all(tid in orders for tid, _ in transactions)
+    # The buyer's GA4 user_id is the DB's, except on cookieless pings (none) and for the few users the
+    # site identifies by their login email (test_consent_and_pii covers both).
+    identified = [(tid, uid) for tid, uid in transactions if uid is not None and "@" not in uid]
+    assert len(identified) > 0.8 * len(transactions)
+    assert all(orders[tid] == uid for tid, uid in identified)
+    assert all(uid in users for _, uid in identified)
     untracked = 1 - len(transactions) / len(orders)
     assert 0.02 < untracked < 0.25, untracked
     assert len(orders) == sum(d.orders for d in small_run.days)

@@ -93,12 +93,13 @@ def test_shards_hold_property_local_days(export, small_run):
 
 
 def test_every_event_carries_the_session_parameters(export):
+    # Cookieless pings (consent denied) carry no session parameters: test_consent_and_pii covers them.
     missing = export.execute(
-        f"""SELECT count(*) FROM {shard('20260302')} WHERE
+        f"""SELECT count(*) FROM {shard('20260302')} WHERE privacy_info.analytics_storage = 'Yes' AND (
             (SELECT p.value.int_value FROM UNNEST(event_params) AS t(p) WHERE p.key = 'ga_session_id') IS NULL
          OR (SELECT p.value.int_value FROM UNNEST(event_params) AS t(p) WHERE p.key = 'ga_session_number') IS NULL
          OR (SELECT p.value.string_value FROM UNNEST(event_params) AS t(p) WHERE p.key = 'page_location') IS NULL
-         OR (SELECT p.value.int_value FROM UNNEST(event_params) AS t(p) WHERE p.key = 'engagement_time_msec') IS NULL"""
+         OR (SELECT p.value.int_value FROM UNNEST(event_params) AS t(p) WHERE p.key = 'engagement_time_msec') IS NULL)"""
     ).fetchone()[0]
     assert missing == 0
     sessions, numbers = export.execute(
@@ -116,7 +117,9 @@ def test_tables_meta_lists_every_shard_with_its_row_count(export, small_run):
     names = [d[0] for d in export.description]
     assert names == ["project_id", "dataset_id", "table_id", "creation_time", "last_modified_time", "row_count",
                      "size_bytes", "type"]
-    assert [r[2] for r in rows] == ["events_20260301", "events_20260302", "events_20260303"]
+    # Every table is listed: the three daily tables and the last day's streaming (intraday) table.
+    assert [r[2] for r in rows] == ["events_20260301", "events_20260302", "events_20260303",
+                                    "events_intraday_20260303"]
     for project, dataset, table, created, modified, row_count, size_bytes, kind in rows:
         assert dataset == DATASET and kind == 1 and size_bytes > 0
         assert row_count == export.execute(f"SELECT count(*) FROM {DATASET}.{table}").fetchone()[0]

@@ -51,9 +51,13 @@ def test_reexport_adds_late_events_and_bumps_last_modified(fresh_export):
         assert start <= event["event_timestamp"] < start + 86_400_000_000
         assert event["event_server_timestamp_offset"] >= 3_600_000_000  # received hours later
         assert event["event_name"] != "purchase"
-    # late events are new events, not exact copies of existing ones
+    # late events are new events, not exact copies of existing ones: new bundle, time and batch request
     existing = {(e["event_bundle_sequence_id"], e["event_timestamp"]) for e in original.to_pylist()}
     assert not any((e["event_bundle_sequence_id"], e["event_timestamp"]) in existing for e in late)
+    batches = {(e["user_pseudo_id"], e["batch_page_id"], e["batch_ordering_id"], e["batch_event_index"])
+               for e in original.to_pylist()}
+    assert not any((e["user_pseudo_id"], e["batch_page_id"], e["batch_ordering_id"], e["batch_event_index"])
+                   in batches for e in late)
 
 
 def test_reexport_of_a_missing_shard_names_it(fresh_export):
@@ -63,7 +67,8 @@ def test_reexport_of_a_missing_shard_names_it(fresh_export):
 
 def test_drop_shard_removes_table_and_listing(fresh_export):
     drop_shard(fresh_export, PROPERTY_ID, DAY)
-    assert [row["table_id"] for row in list_shards(fresh_export, PROPERTY_ID)] == ["events_20260302"]
+    assert [row["table_id"] for row in list_shards(fresh_export, PROPERTY_ID)] == [
+        "events_20260302", "events_intraday_20260302"]
     with duckdb.connect(str(fresh_export), read_only=True) as connection:
         tables = {r[0] for r in connection.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = ?",
@@ -130,5 +135,5 @@ def test_other_processes_can_read_the_export_between_chunks(fresh_export):
 
     row = write_shard(fresh_export, PROPERTY_ID, DAY, chunks())
     assert seen[0].returncode == 0, seen[0].stderr
-    assert seen[0].stdout.strip() == "2"
+    assert seen[0].stdout.strip() == "3"  # __TABLES__: two daily tables and the last day's intraday one
     assert row["row_count"] == good.num_rows

@@ -47,6 +47,9 @@ def test_replay_writes_one_shard_per_local_day(replayed):
     assert [row["row_count"] for row in list_shards(replayed.export_db, "42")] == [2, 5]
     names = sql(replayed.export_db, "SELECT event_name FROM analytics_42.events_20171125 ORDER BY event_timestamp")
     assert names == [("add_to_wishlist",), ("view_item",)]
+    # A 2017 shard has the export's columns of 2017: none of the fields Google added from 2023 on.
+    columns = {r[0] for r in sql(replayed.export_db, "DESCRIBE analytics_42.events_20171125")}
+    assert "privacy_info" in columns and not columns & {"collected_traffic_source", "is_active_user", "batch_page_id"}
 
 
 def test_replayed_events_keep_users_order_and_sessions(replayed):
@@ -117,8 +120,9 @@ def test_cli_simulates_and_prints_a_summary(tmp_path, capsys):
     assert code == 0
     assert "2026-05-01" in out and "2026-05-02" in out
     assert "2 days" in out and "2 shards (analytics_314)" in out and "orders" in out
+    assert "events_intraday_20260502" in out  # per-day tables in the summary
     assert [r["table_id"] for r in list_shards(tmp_path / "ga4_export.duckdb", "314")] == [
-        "events_20260501", "events_20260502"]
+        "events_20260501", "events_20260502", "events_intraday_20260502"]
 
 
 def test_cli_replays_a_mapped_csv(tmp_path, capsys):
@@ -140,3 +144,26 @@ def test_cli_reports_bad_input_clearly(tmp_path, capsys):
     assert "log.csv, line 2, column 'ts': expected an integer" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         run_cli(["--days", "0"])
+
+
+def test_cli_flags_reach_the_simulation(tmp_path, capsys):
+    code = run_cli(["--home", str(tmp_path), "--days", "2", "--events-per-day", "400", "--users", "60", "--items",
+                    "40", "--start-date", "2026-05-01", "--property-id", "314", "--app-streams", "--app-property-id",
+                    "315", "--fresh-daily-export", "--over-limit-day", "2026-05-01", "--replica-layout", "datastream",
+                    "--consent-denied-share", "0", "--erasure-request-share", "0"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "analytics_315.events_fresh_20260501" in out and "2 days" in out
+    export = tmp_path / "ga4_export.duckdb"
+    assert [r["table_id"] for r in list_shards(export, "314")] == [
+        "events_20260502", "events_fresh_20260501", "events_fresh_20260502", "events_intraday_20260501",
+        "events_intraday_20260502"]
+    assert [r["table_id"] for r in list_shards(export, "315")][0] == "events_20260502"
+    assert sql(export, "SELECT count(*) FROM analytics_314.events_20260502 WHERE user_pseudo_id IS NULL") == [(0,)]
+    assert sql(tmp_path / "product_db.duckdb", "SELECT count(*) FROM product_db.product_db.shop_erasure_requests") == [
+        (0,)]
+
+
+def test_cli_refuses_a_share_outside_zero_to_one(tmp_path):
+    with pytest.raises(SystemExit):
+        run_cli(["--home", str(tmp_path), "--pii-url-share", "1.5"])

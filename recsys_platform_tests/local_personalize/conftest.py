@@ -45,6 +45,49 @@ ITEMS_SCHEMA = json.dumps(
 )
 
 
+ROLE = "arn:aws:iam::000000000000:role/PersonalizeRole"
+# Items with a categorical CATEGORY (`shoes|bags`) and a numeric PRICE; Users with an AGE.
+CATALOGUE_SCHEMA = json.dumps(
+    {
+        "type": "record",
+        "name": "Items",
+        "namespace": "com.amazonaws.personalize.schema",
+        "fields": [
+            {"name": "ITEM_ID", "type": "string"},
+            {"name": "CATEGORY", "type": ["null", "string"], "categorical": True},
+            {"name": "PRICE", "type": ["null", "float"]},
+            {"name": "IN_STOCK", "type": ["null", "boolean"]},
+            {"name": "DESCRIPTION", "type": ["null", "string"], "textual": True},
+        ],
+        "version": "1.0",
+    }
+)
+USERS_SCHEMA = json.dumps(
+    {
+        "type": "record",
+        "name": "Users",
+        "namespace": "com.amazonaws.personalize.schema",
+        "fields": [
+            {"name": "USER_ID", "type": "string"},
+            {"name": "AGE", "type": ["null", "int"]},
+            {"name": "MEMBERSHIP", "type": ["null", "string"], "categorical": True},
+        ],
+        "version": "1.0",
+    }
+)
+
+
+def make_events_client(endpoint_url: str, region: str = REGION):
+    return boto3.client(
+        "personalize-events",
+        endpoint_url=endpoint_url,
+        region_name=region,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(retries={"max_attempts": 1, "mode": "standard"}),
+    )
+
+
 def make_clients(endpoint_url: str, region: str = REGION):
     options = dict(
         endpoint_url=endpoint_url,
@@ -94,6 +137,10 @@ def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"still {resource['status']} after {timeout}s: {resource}")
         time.sleep(0.02)
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line("markers", "soak: a load test that runs for about 30 seconds")
 
 
 @pytest.fixture
@@ -202,6 +249,28 @@ class Shop:
         assert campaign["status"] == "ACTIVE", campaign.get("failureReason")
         return arn
 
+    def dataset(self, group_arn: str, dataset_type: str, schema: str, schema_name: str | None = None) -> str:
+        name = schema_name or f"{dataset_type.lower()}-schema"
+        schema_arn = self.personalize.create_schema(name=name, schema=schema)["schemaArn"]
+        arn = self.personalize.create_dataset(
+            name=dataset_type.lower(), schemaArn=schema_arn, datasetGroupArn=group_arn, datasetType=dataset_type
+        )["datasetArn"]
+        wait_for(lambda: self.personalize.describe_dataset(datasetArn=arn), "dataset")
+        return arn
+
+    def event_tracker(self, group_arn: str, name: str = "shop-tracker") -> tuple[str, str]:
+        created = self.personalize.create_event_tracker(name=name, datasetGroupArn=group_arn)
+        arn = created["eventTrackerArn"]
+        tracker = wait_for(lambda: self.personalize.describe_event_tracker(eventTrackerArn=arn), "eventTracker")
+        assert tracker["status"] == "ACTIVE" and tracker["trackingId"] == created["trackingId"]
+        return arn, created["trackingId"]
+
+    def filter(self, group_arn: str, expression: str, name: str = "shop-filter") -> str:
+        arn = self.personalize.create_filter(name=name, datasetGroupArn=group_arn, filterExpression=expression)["filterArn"]
+        described = wait_for(lambda: self.personalize.describe_filter(filterArn=arn), "filter")
+        assert described["status"] == "ACTIVE" and described["filterExpression"] == expression
+        return arn
+
     def trained_group(self, recipe: str = "aws-popularity-count") -> tuple[str, dict]:
         """A dataset group with imported interactions and an ACTIVE solution version."""
         group = self.dataset_group()
@@ -211,6 +280,11 @@ class Shop:
         version = self.train(self.solution(group, recipe=recipe))
         assert version["status"] == "ACTIVE", version.get("failureReason")
         return group, version
+
+
+@pytest.fixture
+def events(server):
+    return make_events_client(server.endpoint_url)
 
 
 @pytest.fixture

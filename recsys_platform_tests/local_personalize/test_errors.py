@@ -231,8 +231,8 @@ def test_unknown_operation_and_path(server, path, target, named):
 def test_a_model_that_cannot_be_loaded_is_reported(shop, state_dir, start_server):
     _, version = shop.trained_group()
     campaign = shop.campaign(version["solutionVersionArn"])
-    # what a model pickled by an older version of the model code looks like to this one
-    for model_file in (state_dir / "models").rglob("model.pkl"):
+    # what a damaged or foreign model file looks like to this server
+    for model_file in (state_dir / "models").rglob("model.npz"):
         model_file.write_bytes(b"not a model")
     _, runtime = make_clients(start_server().endpoint_url)  # a fresh server: nothing cached
     with pytest.raises(botocore.exceptions.ClientError, match="train a new solution version") as raised:

@@ -106,7 +106,7 @@ def test_update_campaign_moves_to_the_new_version(personalize, runtime, shop):
 
 def test_a_campaign_whose_creation_failed_can_be_updated(personalize, runtime, shop, state_dir):
     _, first = shop.trained_group()
-    for model_file in (state_dir / "models").rglob("model.pkl"):
+    for model_file in (state_dir / "models").rglob("model.npz"):
         model_file.unlink()  # the first version's model is gone: its campaign cannot go ACTIVE
     created = personalize.create_campaign(name="broken", solutionVersionArn=first["solutionVersionArn"])
     arn = created["campaignArn"]
@@ -128,7 +128,7 @@ def test_a_failed_update_keeps_serving_the_old_version(personalize, runtime, sho
     before = runtime.get_recommendations(campaignArn=campaign, userId="u1", numResults=5)["itemList"]
     second = shop.train(first["solutionArn"])
     second_model = next(
-        path for path in (state_dir / "models").rglob("model.pkl")
+        path for path in (state_dir / "models").rglob("model.npz")
         if second["solutionVersionArn"].rsplit("/", 1)[-1] in path.parent.name
     )
     second_model.unlink()
@@ -149,20 +149,26 @@ def test_a_failed_update_keeps_serving_the_old_version(personalize, runtime, sho
 def test_incremental_import_appends_and_full_replaces(personalize, shop, lake):
     group = shop.dataset_group()
     dataset = shop.interactions_dataset(group)
-    write_interactions(lake / BUCKET / "a.csv", users=30, events_per_user=20, seed=1)
-    write_interactions(lake / BUCKET / "b.csv", users=30, events_per_user=20, seed=2)
+    write_interactions(lake / BUCKET / "a.csv", users=30, events_per_user=20, seed=1)  # 600 rows
+    write_interactions(lake / BUCKET / "small.csv", users=37, events_per_user=27, seed=2)  # 999 rows
+    write_interactions(lake / BUCKET / "b.csv", users=40, events_per_user=25, seed=3)  # 1,000 rows
     solution = shop.solution(group)
-    assert shop.import_csv(dataset, "a.csv", "import-a")["status"] == "ACTIVE"  # 600 rows
+    assert shop.import_csv(dataset, "a.csv", "import-a")["status"] == "ACTIVE"
     first = shop.train(solution)
     assert first["status"] == "CREATE FAILED" and "600 interactions" in first["failureReason"]
+    # the service: "To append data to an item interactions dataset ... you must have at minimum 1000
+    # new item interaction ... records"
+    small = shop.import_csv(dataset, "small.csv", "import-small", mode="INCREMENTAL")
+    assert small["status"] == "CREATE FAILED"
+    assert "at least 1000 new records" in small["failureReason"] and "has 999" in small["failureReason"]
     assert shop.import_csv(dataset, "b.csv", "import-b", mode="INCREMENTAL")["status"] == "ACTIVE"
-    assert shop.train(solution)["status"] == "ACTIVE"  # 1200 rows now
+    assert shop.train(solution)["status"] == "ACTIVE"  # 1600 rows now: appended, not replaced
     assert shop.import_csv(dataset, "a.csv", "import-a-again", mode="FULL")["status"] == "ACTIVE"
     third = shop.train(solution)
     assert third["status"] == "CREATE FAILED" and "600 interactions" in third["failureReason"]
     jobs = personalize.list_dataset_import_jobs(datasetArn=dataset)["datasetImportJobs"]
     assert {job["jobName"]: job["importMode"] for job in jobs} == {
-        "import-a": "FULL", "import-b": "INCREMENTAL", "import-a-again": "FULL",
+        "import-a": "FULL", "import-small": "INCREMENTAL", "import-b": "INCREMENTAL", "import-a-again": "FULL",
     }
 
 

@@ -53,7 +53,7 @@ def test_snapshots_follow_personalize_csv_rules(warehouse, lake):
     assert items.sha256 == hashlib.sha256(text.encode()).hexdigest()
     assert by_id["i1"]["CATEGORIES"] == "Bags/Totes|L2-1"  # a '|' in a name must not split the level
     assert by_id["i3"]["CATEGORIES"] == "Bags/Totes"  # no second level: no trailing separator
-    assert by_id["i0"]["IS_AVAILABLE"] == "false" and by_id["i1"]["IS_AVAILABLE"] == "true"
+    assert by_id["i0"]["IS_AVAILABLE"] == "False" and by_id["i1"]["IS_AVAILABLE"] == "True"  # categorical, not boolean
     assert by_id["i0"]["CREATION_TIMESTAMP"] == "1748736000"  # 2025-06-01T00:00:00Z in epoch seconds
     assert float(by_id["i5"]["PRICE"]) == 15.0
     users = pa_csv.read_csv(io.BytesIO(lake.read_bytes(result.asset_value("personalize_users_csv").key)))

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from recsys_platform.modelling.recommenders.base import InteractionLog, Recommender
+from recsys_platform.modelling.recommenders.base import InteractionLog
 from recsys_platform.modelling.recommenders.registry import create_recommender
 from recsys_platform.modelling.recommenders.sequential import SequentialRecommender
 
@@ -57,14 +57,12 @@ def test_unknown_user_gets_popularity_and_exclusions_hold(recipe):
 
 
 @pytest.mark.parametrize("recipe", LEARNED + ["recent-items"])
-def test_models_are_deterministic_and_survive_save_and_load(recipe, tmp_path):
+def test_models_are_deterministic(recipe):
     log = two_communities()
     first = create_recommender(recipe, ALS_FOR_TESTS).fit(log)
     second = create_recommender(recipe, ALS_FOR_TESTS).fit(log)
     for user in ["probe", "user3", "user30"]:
         assert first.recommend(user, 8) == second.recommend(user, 8)
-    first.save(tmp_path / "model.pkl")
-    assert Recommender.load(tmp_path / "model.pkl").recommend("probe", 8) == first.recommend("probe", 8)
 
 
 def test_exclude_seen_hyperparameter():
@@ -167,3 +165,30 @@ def test_transition_matrix_counts_within_each_users_sequence_only():
     assert matrix[code["a"], code["c"]] == pytest.approx(0.5 / 2.5)
     assert matrix[code["c"]].sum() == 0  # u's last item is not followed by v's first
     assert matrix[code["b"], code["a"]] == 0
+
+
+def test_recent_interactions_fold_into_the_history_for_that_request():
+    from recsys_platform.modelling.recommenders.base import RecentInteractions
+
+    log = two_communities()
+    model = create_recommender("aws-user-personalization-v2").fit(log)
+    later = int(log.timestamps.max()) + 10
+    assert items_of(model.recommend("probe", 1)) == ["a1"]
+    # the probe (an a-user) now looks at b-items: the newest of them leads, the a-items follow
+    switched = RecentInteractions(["b4", "b5", "brand-new-item"], [later, later + 1, later + 2], ["view"] * 3)
+    top = items_of(model.recommend("probe", 4, recent=switched))
+    assert top[:2] == ["b5", "b4"] and "brand-new-item" not in top  # new items need a retraining
+    assert items_of(model.recommend("probe", 1)) == ["a1"]  # for that request only: the model is unchanged
+    # a user the model never saw is served from the recent interactions alone
+    stranger = items_of(model.recommend("stranger", 3, recent=switched))
+    assert stranger[:2] == ["b5", "b4"]
+    assert stranger != items_of(model.recommend("stranger", 3))
+    # event types the solution does not weigh are not folded in, as in training
+    weighted = create_recommender("aws-user-personalization-v2", event_weights={"purchase": 1.0}).fit(
+        make_log([(u, i, t, "purchase") for u, i, t, _ in zip(log.user_ids, log.item_ids, log.timestamps, log.event_types)])
+    )
+    views_only = RecentInteractions(["b4"], [later], ["view"])
+    assert weighted.recommend("probe", 5, recent=views_only) == weighted.recommend("probe", 5)
+    # popularity is the same list for everyone until it is retrained
+    popular = create_recommender("aws-popularity-count").fit(log)
+    assert popular.recommend("probe", 5, recent=switched) == popular.recommend("probe", 5)

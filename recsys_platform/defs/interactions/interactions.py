@@ -16,7 +16,8 @@ from sqlglot import exp
 
 from recsys_platform.defs.ga4.events import WAREHOUSE_POOL
 from recsys_platform.defs.ga4.taxonomy import Taxonomy
-from recsys_platform.defs.product_db import product_db_order_items, product_db_orders
+from recsys_platform.defs.product_db.contract import ProductDbContract, contract_params, read_shop_sql
+from recsys_platform.defs.product_db.replica_assets import product_db_order_items, product_db_orders
 from recsys_platform.lib.partitions import partition_range
 from recsys_platform.lib.sql_files import read_sql, validate_identifier
 from recsys_platform.lib.table_stats import null_counts, preview, rows_per_day
@@ -32,7 +33,7 @@ def interactions_sql(taxonomy: Taxonomy) -> str:
     for event in taxonomy.events:
         branches.append(
             exp.select(
-                "event_date", "user_id", "user_pseudo_id", "item_id", "event_timestamp",
+                "event_date", "user_id", "stream_id", "user_pseudo_id", "item_id", "event_timestamp",
                 exp.alias_(exp.Literal.string(event.event_type), "event_type"),
                 exp.alias_(exp.cast(exp.column(validate_identifier(event.event_value)), exp.DataType.build("FLOAT64", dialect="bigquery")), "event_value"),
                 "transaction_id",
@@ -49,7 +50,8 @@ def interactions_sql(taxonomy: Taxonomy) -> str:
     return tree.sql("bigquery")
 
 
-def build_interactions(taxonomy: Taxonomy, partitions: DailyPartitionsDefinition, timezone: str) -> AssetsDefinition:
+def build_interactions(taxonomy: Taxonomy, partitions: DailyPartitionsDefinition, timezone: str,
+                       contract: ProductDbContract) -> AssetsDefinition:
     @asset(
         deps=[*(event.asset for event in taxonomy.events), product_db_orders.key, product_db_order_items.key],
         partitions_def=partitions,
@@ -70,11 +72,13 @@ def build_interactions(taxonomy: Taxonomy, partitions: DailyPartitionsDefinition
         EVENT_TYPE, EVENT_VALUE) per property-local day: every tracked GA4 event from the refined tables,
         mapped through taxonomy.yaml, plus the product DB's paid order lines, the authoritative purchases.
         A GA4 purchase whose transaction is a DB order is not counted twice."""
+        sql_started = warehouse.sql_seconds
         days = partition_range(context)
-        params = {**days.params, "timezone": timezone,
+        params = {**days.params, "timezone": timezone, **contract_params(contract),
                   "purchase_event_type": taxonomy.product_db_purchase_event_type}
         rows = warehouse.replace_partitions(
-            "interactions", interactions_sql(taxonomy), params, "event_date", days.first_day, days.last_day
+            "interactions", read_shop_sql(interactions_sql(taxonomy), contract, warehouse), params, "event_date",
+            days.first_day, days.last_day,
         )
         nulls = null_counts(warehouse, "interactions", KEY_COLUMNS, days)
         by_type = warehouse.query(
@@ -93,6 +97,7 @@ def build_interactions(taxonomy: Taxonomy, partitions: DailyPartitionsDefinition
             metadata={
                 "dagster/row_count": rows,
                 "days": days.label,
+                "sql_seconds": MetadataValue.float(warehouse.sql_seconds - sql_started),
                 "users": int(users),
                 "rows_by_event_type_and_source": MetadataValue.json(
                     {f"{r['event_type']}/{r['source']}": int(r["n"]) for r in by_type}

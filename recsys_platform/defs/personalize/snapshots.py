@@ -29,6 +29,7 @@ from dagster import (
 
 from recsys_platform.defs.personalize.handoffs import DatasetSnapshot, TrainingWindow
 from recsys_platform.defs.personalize.personalize_setup import DatasetSpec, PersonalizeSetup
+from recsys_platform.defs.product_db.contract import ProductDbContract, contract_params, read_shop_sql
 from recsys_platform.lib.lake import LakeResource
 from recsys_platform.lib.sql_files import read_sql
 from recsys_platform.lib.warehouse.interface import Warehouse
@@ -266,7 +267,7 @@ def build_interactions_snapshot(setup: PersonalizeSetup, partitions: DailyPartit
 
 
 def build_product_db_snapshot(dataset: str, id_field: str, description: str, setup: PersonalizeSetup,
-                              partitions: DailyPartitionsDefinition) -> AssetsDefinition:
+                              partitions: DailyPartitionsDefinition, contract: ProductDbContract) -> AssetsDefinition:
     """The snapshot asset of one product DB table (`items` or `users`): the same steps, a different dataset."""
     asset_name = f"personalize_{dataset}_csv"
 
@@ -285,7 +286,8 @@ def build_product_db_snapshot(dataset: str, id_field: str, description: str, set
         spec = setup.datasets[dataset]
         schema = csv_schema(spec)
         key = snapshot_key(dataset, dt.date.fromisoformat(context.partition_key), context.run.run_id)
-        rows = warehouse.iter_batches(read_sql(__file__, f"personalize_{dataset}.sql"))
+        sql = read_shop_sql(read_sql(__file__, f"personalize_{dataset}.sql"), contract, warehouse)
+        rows = warehouse.iter_batches(sql, contract_params(contract))
         stats = write_csv_snapshot(rows, schema, lake, key)
         snapshot = _snapshot(dataset, lake, key, stats)
         return MaterializeResult(
@@ -297,20 +299,20 @@ def build_product_db_snapshot(dataset: str, id_field: str, description: str, set
     return product_db_snapshot
 
 
-def build_snapshot_assets(setup: PersonalizeSetup, partitions: DailyPartitionsDefinition,
-                          timezone: str) -> list[AssetsDefinition]:
+def build_snapshot_assets(setup: PersonalizeSetup, partitions: DailyPartitionsDefinition, timezone: str,
+                          contract: ProductDbContract) -> list[AssetsDefinition]:
     return [
         build_interactions_snapshot(setup, partitions, timezone),
         build_product_db_snapshot(
             "items", "ITEM_ID",
             "Personalize items dataset for this day's training run: the product DB catalogue with PRICE, "
             "CATEGORIES (`l1|l2`), IS_AVAILABLE and CREATION_TIMESTAMP, as an immutable CSV in the lake.",
-            setup, partitions,
+            setup, partitions, contract,
         ),
         build_product_db_snapshot(
             "users", "USER_ID",
             "Personalize users dataset for this day's training run: the product DB's users with "
             "SIGNUP_TIMESTAMP, as an immutable CSV in the lake.",
-            setup, partitions,
+            setup, partitions, contract,
         ),
     ]

@@ -1,29 +1,36 @@
 """The production warehouse: BigQuery through dagster-gcp's `BigQueryResource`.
 
-The SQL runs as written; only dataset names are qualified. The merged table is partitioned by day and
-clustered, and partition replacement runs as one multi-statement transaction, so readers never see a
-day half replaced. This module is imported only when the deployment is `aws`.
+The SQL runs as written; only dataset names are qualified. Partition replacement validates before it
+swaps: the new rows go to a staging table (expiring after a day, so a crashed run leaves nothing behind
+for long), the caller's checks read them there, and only then is each day written over its partition
+(`table$YYYYMMDD`, WRITE_TRUNCATE). A day's write is atomic, days of a range never conflict with one
+another or with other tables' writes (unlike multi-statement transactions, which BigQuery cancels when
+they touch the same table), and ALLOW_FIELD_ADDITION lets a field GA4 adds to a nested record (such as
+`items.item_params`) join the table instead of failing every later day. Imported only when the deployment
+is `aws`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 import pyarrow as pa
+import sqlglot
 from dagster_gcp import BigQueryResource
 from pydantic import Field, PrivateAttr
+from sqlglot import exp
 
 from recsys_platform.lib.warehouse.dialect import LOGICAL_DATASETS, to_bigquery
-from recsys_platform.lib.warehouse.interface import (
-    LIST_SHARDS_SQL,
-    ExportShard,
-    PartitionReplacement,
-    Warehouse,
-    shards_from_rows,
-)
+from recsys_platform.lib.warehouse.export_tables import LIST_EXPORT_TABLES_SQL, ExportListing, listing_from_rows
+from recsys_platform.lib.warehouse.interface import PartitionReplacement, StagedPartitions, Warehouse
+
+STAGING_TTL_HOURS = 24
+# BigQuery's legacy type names in table schemas -> the Standard SQL names the platform uses.
+_STANDARD_TYPE_NAMES = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL", "RECORD": "STRUCT"}
 
 
 def _query_parameter(name: str, value: Any):
@@ -47,6 +54,19 @@ def _query_parameter(name: str, value: Any):
     raise TypeError(f"parameter @{name}: unsupported type {type(value).__name__}")
 
 
+def _rename_staged(sql: str, tables: Mapping[str, str]) -> str:
+    """`staged.<table>` -> `recsys.<staging table>` (the staging tables live in the platform's dataset)."""
+    trees = [t for t in sqlglot.parse(sql, read="bigquery") if t is not None]
+    for tree in trees:
+        for table in tree.find_all(exp.Table):
+            if table.args.get("db") is not None and table.db == "staged":
+                if table.name not in tables:
+                    raise ValueError(f"staged.{table.name}: only {sorted(tables)} is staged here")
+                table.set("db", exp.to_identifier("recsys"))
+                table.set("this", exp.to_identifier(tables[table.name]))
+    return ";\n".join(t.sql("bigquery") for t in trees)
+
+
 class BigQueryWarehouse(Warehouse):
     """BigQuery: the GA4 export dataset, the product DB replica dataset and the platform's dataset."""
 
@@ -56,7 +76,7 @@ class BigQueryWarehouse(Warehouse):
     export_project: str | None = Field(
         default=None, description="Project of the GA4 export if it differs from the platform's."
     )
-    location: str | None = None
+    location: str | None = Field(default=None, description="BigQuery location of the datasets, e.g. EU or US.")
 
     _client_override: Any = PrivateAttr(default=None)
 
@@ -83,11 +103,11 @@ class BigQueryWarehouse(Warehouse):
 
         return physical
 
-    def _job_config(self, params: Mapping[str, Any] | None):
+    def _job_config(self, params: Mapping[str, Any] | None, **options):
         from google.cloud import bigquery
 
         return bigquery.QueryJobConfig(
-            query_parameters=[_query_parameter(k, v) for k, v in (params or {}).items()]
+            query_parameters=[_query_parameter(k, v) for k, v in (params or {}).items()], **options
         )
 
     def _run(self, client, sql: str, params, **result_options):
@@ -99,45 +119,93 @@ class BigQueryWarehouse(Warehouse):
         return job.result(**result_options)
 
     def query(self, sql, params=None) -> pa.Table:
-        with self._client() as client:
+        with self._timed(), self._client() as client:
             return self._run(client, sql, params).to_arrow(create_bqstorage_client=False)
 
     def iter_batches(self, sql, params=None, batch_rows: int = 100_000) -> Iterator[pa.RecordBatch]:
         with self._client() as client:
-            rows = self._run(client, sql, params, page_size=batch_rows)
+            with self._timed():
+                rows = self._run(client, sql, params, page_size=batch_rows)
             for batch in rows.to_arrow_iterable(bqstorage_client=None):
                 yield batch
 
     def replace_partitions(self, table, select_sql, params, partition_column, first_day, last_day,
-                           cluster_by=()) -> int:
-        job = PartitionReplacement(table, select_sql, params, partition_column, first_day, last_day, tuple(cluster_by))
-        with self._client() as client:
-            project = self._project(client)
-            select = to_bigquery(job.select_sql, self._physical_in(project))
-            target = f"`{project}.{self.platform_dataset}.{job.table}`"
-            cluster = f" CLUSTER BY {', '.join(job.cluster_by)}" if job.cluster_by else ""
-            # DDL is not allowed inside a BigQuery transaction: create first, then swap the range.
-            create = (
-                f"CREATE TABLE IF NOT EXISTS {target} PARTITION BY {job.partition_column}{cluster} "
-                f"AS SELECT * FROM ({select}) WHERE FALSE"
-            )
-            client.query(create, job_config=self._job_config(job.params), location=self.location).result()
-            swap = (
-                "BEGIN TRANSACTION;\n"
-                f"DELETE FROM {target} WHERE {job.partition_column} BETWEEN @first_day AND @last_day;\n"
-                f"INSERT INTO {target} SELECT * FROM ({select});\n"
-                "COMMIT TRANSACTION;"
-            )
-            all_params = {**job.params, **job.range_params}
-            client.query(swap, job_config=self._job_config(all_params), location=self.location).result()
-            count = client.query(
-                f"SELECT COUNT(*) AS n FROM {target} WHERE {job.partition_column} BETWEEN @first_day AND @last_day",
-                job_config=self._job_config(job.range_params),
-                location=self.location,
-            ).result()
-            return int(next(iter(count))[0])
+                           cluster_by=(), validate=None) -> int:
+        from google.cloud import bigquery
 
-    def list_export_shards(self) -> list[ExportShard]:
+        job = PartitionReplacement(table, select_sql, params, partition_column, first_day, last_day, tuple(cluster_by))
+        with self._timed(), self._client() as client:
+            project = self._project(client)
+            physical = self._physical_in(project)
+            staging = f"{job.table}__staged_{uuid.uuid4().hex[:12]}"
+            staging_id = f"{project}.{self.platform_dataset}.{staging}"
+            target_id = f"{project}.{self.platform_dataset}.{job.table}"
+            select = to_bigquery(job.select_sql, physical)
+            client.query(
+                f"CREATE TABLE `{staging_id}` OPTIONS (expiration_timestamp = "
+                f"TIMESTAMP_ADD(CURRENT_TIMESTAMP(), INTERVAL {STAGING_TTL_HOURS} HOUR)) AS {select}",
+                job_config=self._job_config(job.params), location=self.location,
+            ).result()
+            try:
+                in_range = (f"SELECT COUNT(*) AS n FROM `{staging_id}` "
+                            f"WHERE {job.partition_column} BETWEEN @first_day AND @last_day")
+                rows = int(next(iter(client.query(in_range, job_config=self._job_config(job.range_params),
+                                                  location=self.location).result()))[0])
+                if validate is not None:
+                    validate(StagedPartitions(rows=rows, query=lambda sql, query_params=None: self.query(
+                        _rename_staged(sql, {job.table: staging}), query_params)))
+                self._create_target(client, target_id, staging_id, job)
+                for day in _days(job.first_day, job.last_day):
+                    # One atomic write per day partition; a field the day adds joins the table's schema.
+                    config = self._job_config(
+                        {"day": day},
+                        destination=f"{target_id}${day:%Y%m%d}",
+                        write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
+                        schema_update_options=[bigquery.SchemaUpdateOption.ALLOW_FIELD_ADDITION,
+                                               bigquery.SchemaUpdateOption.ALLOW_FIELD_RELAXATION],
+                        time_partitioning=bigquery.TimePartitioning(field=job.partition_column),
+                        clustering_fields=list(job.cluster_by) or None,
+                    )
+                    client.query(f"SELECT * FROM `{staging_id}` WHERE {job.partition_column} = @day",
+                                 job_config=config, location=self.location).result()
+            finally:
+                client.delete_table(staging_id, not_found_ok=True)
+        return rows
+
+    def _create_target(self, client, target_id: str, staging_id: str, job: PartitionReplacement) -> None:
+        """The day-partitioned, clustered table, created empty from the staged rows' schema on first use."""
+        cluster = f" CLUSTER BY {', '.join(job.cluster_by)}" if job.cluster_by else ""
+        client.query(
+            f"CREATE TABLE IF NOT EXISTS `{target_id}` PARTITION BY {job.partition_column}{cluster} "
+            f"AS SELECT * FROM `{staging_id}` WHERE FALSE",
+            location=self.location,
+        ).result()
+
+    def list_export_tables(self) -> ExportListing:
         with self._client() as client:
-            table = self._run(client, LIST_SHARDS_SQL, None).to_arrow(create_bqstorage_client=False)
-            return shards_from_rows(table.to_pylist())
+            table = self._run(client, LIST_EXPORT_TABLES_SQL, None).to_arrow(create_bqstorage_client=False)
+            return listing_from_rows(table.to_pylist())
+
+    def export_columns(self, table_ids) -> dict[str, set[str]]:
+        with self._client() as client:
+            project, dataset = self._physical_in(self._project(client))("analytics")
+            return {table_id: {field.name for field in client.get_table(f"{project}.{dataset}.{table_id}").schema}
+                    for table_id in table_ids}
+
+    def replica_columns(self, tables) -> dict[str, dict[str, str]]:
+        from google.api_core.exceptions import NotFound
+
+        with self._client() as client:
+            project, dataset = self._physical_in(self._project(client))("product_db")
+            columns = {}
+            for table in tables:
+                try:
+                    schema = client.get_table(f"{project}.{dataset}.{table}").schema
+                except NotFound:
+                    continue
+                columns[table] = {f.name: _STANDARD_TYPE_NAMES.get(f.field_type, f.field_type) for f in schema}
+            return columns
+
+
+def _days(first: dt.date, last: dt.date) -> list[dt.date]:
+    return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]

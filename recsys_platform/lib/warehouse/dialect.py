@@ -13,7 +13,10 @@ from sqlglot import exp
 
 from recsys_platform.shared.bigquery_on_duckdb import ListTables, expand_wildcard, parse_bigquery, to_duckdb_sql
 
-LOGICAL_DATASETS = ("analytics", "product_db", "recsys")
+# analytics: the GA4 export; product_db: the replica; recsys: the platform's tables; staged: rows of a
+# replacement being validated before it is swapped in (see Warehouse.replace_partitions).
+LOGICAL_DATASETS = ("analytics", "product_db", "recsys", "staged")
+SUFFIX_LIST_PARAM = "table_suffixes"
 
 # logical dataset -> (catalog, schema) of the physical tables
 PhysicalName = Callable[[str], tuple[str, str]]
@@ -45,13 +48,47 @@ def to_bigquery(sql: str, physical: PhysicalName) -> str:
 
 
 def to_duckdb(sql: str, physical: PhysicalName, list_tables: ListTables, params: Mapping[str, Any] | None) -> str:
-    """The DuckDB statement(s) for BigQuery `sql`; `list_tables` resolves wildcard tables."""
+    """The DuckDB statement(s) for BigQuery `sql`; `list_tables` resolves wildcard tables.
+
+    A wildcard is pruned by `@first_suffix`/`@last_suffix`, or by the list `@table_suffixes` when the SQL
+    filters `_TABLE_SUFFIX IN UNNEST(@table_suffixes)` (a mix of daily and intraday tables)."""
     params = params or {}
+    wanted = params.get(SUFFIX_LIST_PARAM)
     out = []
     for tree in parse_bigquery(sql):
         def expand(table: exp.Table, catalog: str, schema: str) -> None:
-            table.replace(expand_wildcard(table, catalog, schema, list_tables, params))
+            listing, bounds = list_tables, params
+            if wanted is not None:
+                prefix = table.name[:-1]
+                listing = lambda c, s, p: [n for n in list_tables(c, s, p) if n[len(prefix):] in wanted]  # noqa: E731
+                bounds = {"first_suffix": "", "last_suffix": "\uffff"}
+            union = expand_wildcard(table, catalog, schema, listing, bounds)
+            table.replace(union)
+            _hide_table_suffix_from_star(union)
 
         qualify_tables(tree, physical, on_wildcard=expand)
+        _timestamp_in_zone(tree)
         out.append(to_duckdb_sql(tree))
     return ";\n".join(out)
+
+
+def _timestamp_in_zone(tree: exp.Expression) -> None:
+    """BigQuery's `TIMESTAMP(datetime, zone)` (wall-clock time of `zone` -> an instant) is DuckDB's
+    `CAST(datetime AS TIMESTAMP) AT TIME ZONE zone`; sqlglot leaves the two-argument form untranslated."""
+    for node in list(tree.find_all(exp.Timestamp)):
+        zone = node.args.get("zone")
+        if zone is not None:
+            node.replace(exp.AtTimeZone(this=exp.cast(node.this, exp.DataType.build("TIMESTAMP", dialect="duckdb")),
+                                        zone=zone))
+
+
+def _hide_table_suffix_from_star(union: exp.Expression) -> None:
+    """In BigQuery `_TABLE_SUFFIX` is a pseudo-column that `SELECT *` does not return; the expansion makes it
+    a real column, so a `*` read straight from the union excludes it again."""
+    select = union.parent.parent if isinstance(union.parent, exp.From) else None
+    if not isinstance(select, exp.Select):
+        return
+    for star in select.expressions:
+        if isinstance(star, exp.Star):
+            excluded = list(star.args.get("except_") or [])
+            star.set("except_", [*excluded, exp.column("_TABLE_SUFFIX")])

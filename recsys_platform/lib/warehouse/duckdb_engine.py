@@ -17,14 +17,48 @@ from typing import Any
 import pyarrow as pa
 
 from recsys_platform.lib.warehouse.dialect import LOGICAL_DATASETS, to_duckdb
+from recsys_platform.lib.warehouse.export_tables import LIST_EXPORT_TABLES_SQL, ExportListing, listing_from_rows
+from recsys_platform.lib.warehouse.interface import PartitionReplacement, StagedPartitions, Warehouse
 from recsys_platform.shared.bigquery_on_duckdb import used_params
-from recsys_platform.lib.warehouse.interface import (
-    LIST_SHARDS_SQL,
-    ExportShard,
-    PartitionReplacement,
-    Warehouse,
-    shards_from_rows,
-)
+
+
+def field_additions(existing, incoming, path: str = "") -> list[tuple[str, str]]:
+    """(column path, type) of every field `incoming` has and `existing` lacks, at any depth (struct fields,
+    list elements), for `ALTER TABLE ... ADD COLUMN path type`: DuckDB would otherwise drop such fields
+    silently when inserting a wider struct into a narrower one."""
+    if existing.id == "struct" and incoming.id == "struct":
+        have = dict(existing.children)
+        added = []
+        for name, kind in incoming.children:
+            child_path = f"{path}.{_quoted(name)}" if path else _quoted(name)
+            if name not in have:
+                added.append((child_path, str(kind)))
+            else:
+                added.extend(field_additions(have[name], kind, child_path))
+        return added
+    if existing.id == "list" and incoming.id == "list":
+        return field_additions(existing.child, incoming.child, f"{path}.element")
+    return []
+
+
+# DuckDB type -> the BigQuery type name it stands for (a naive TIMESTAMP is BigQuery's DATETIME).
+_BIGQUERY_TYPE_NAMES = {
+    "BIGINT": "INT64", "INTEGER": "INT64", "SMALLINT": "INT64", "TINYINT": "INT64", "HUGEINT": "INT64",
+    "UBIGINT": "INT64", "UINTEGER": "INT64", "USMALLINT": "INT64", "UTINYINT": "INT64",
+    "DOUBLE": "FLOAT64", "FLOAT": "FLOAT64", "VARCHAR": "STRING", "BOOLEAN": "BOOL", "DATE": "DATE",
+    "TIMESTAMP": "DATETIME", "TIMESTAMP_NS": "DATETIME", "TIMESTAMP_MS": "DATETIME", "TIMESTAMP_S": "DATETIME",
+    "TIMESTAMP WITH TIME ZONE": "TIMESTAMP",
+}
+
+
+def bigquery_type_name(duckdb_type: str) -> str:
+    if duckdb_type.startswith("DECIMAL"):
+        return "NUMERIC"
+    return _BIGQUERY_TYPE_NAMES.get(duckdb_type, duckdb_type)
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 class DuckDBWarehouse(Warehouse):
@@ -52,6 +86,9 @@ class DuckDBWarehouse(Warehouse):
             try:
                 # The platform's file is attached under a fixed name, whatever the file is called.
                 con = duckdb.connect(":memory:", config=self._duckdb_config())
+                # BigQuery's default zone: TIMESTAMP(datetime) and DATE(timestamp) read wall-clock time as UTC,
+                # whatever this machine's zone is (icu is linked into the wheel, loaded after connecting).
+                con.execute("SET TimeZone = 'UTC'")
                 if with_platform:
                     Path(self.warehouse_path).parent.mkdir(parents=True, exist_ok=True)
                     con.execute("ATTACH ? AS warehouse", [self.warehouse_path])
@@ -98,7 +135,8 @@ class DuckDBWarehouse(Warehouse):
             return "ga4_export", self.export_dataset
         if dataset == "product_db":
             return "product_db", "product_db"
-        if dataset == "recsys":
+        if dataset in ("recsys", "staged"):
+            # Staged rows are the target's own rows inside the replacing transaction (see replace_partitions).
             return "warehouse", self.platform_schema
         raise ValueError(f"unknown dataset {dataset!r}; SQL must use one of {LOGICAL_DATASETS}")
 
@@ -119,40 +157,69 @@ class DuckDBWarehouse(Warehouse):
 
     # interface -----------------------------------------------------------------------------------
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
-        with self._connect() as con:
+        with self._connect() as con, self._timed():
             return self._relation(con, sql, params).to_arrow_table()
 
     def iter_batches(self, sql, params=None, batch_rows: int = 100_000) -> Iterator[pa.RecordBatch]:
         with self._connect() as con:
-            yield from self._relation(con, sql, params).to_arrow_reader(batch_rows)
+            with self._timed():
+                reader = self._relation(con, sql, params).to_arrow_reader(batch_rows)
+            while True:
+                with self._timed():
+                    batch = next(reader, None)
+                if batch is None:
+                    return
+                yield batch
 
     def replace_partitions(self, table, select_sql, params, partition_column, first_day, last_day,
-                           cluster_by=()) -> int:
+                           cluster_by=(), validate=None) -> int:
+        """One transaction: delete the range, insert the new rows, validate them, commit. The validation
+        reads the inserted rows inside the transaction (`staged.<table>`), so the day is written once; a
+        refusal rolls everything back and no other process ever saw the new rows."""
         job = PartitionReplacement(table, select_sql, params, partition_column, first_day, last_day, tuple(cluster_by))
         target = f"warehouse.{self.platform_schema}.{job.table}"
         in_range = f"{job.partition_column} BETWEEN $first_day AND $last_day"
-        with self._connect() as con:
+        with self._connect() as con, self._timed():
             select = self._translate(con, job.select_sql, job.params)
             bound = used_params(select, job.params)
             con.execute("BEGIN TRANSACTION")
             try:
                 con.execute(f"CREATE TABLE IF NOT EXISTS {target} AS SELECT * FROM ({select}) WHERE false", bound)
+                self._add_new_fields(con, target, select, bound)
                 con.execute(f"DELETE FROM {target} WHERE {in_range}", job.range_params)
                 # Sorting by the cluster columns is DuckDB's clustering: zone maps then let readers of
                 # one event_name skip the other row groups.
                 order = f" ORDER BY {', '.join(job.cluster_by)}" if job.cluster_by else ""
                 con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM ({select}){order}", bound)
                 (rows,) = con.execute(f"SELECT COUNT(*) FROM {target} WHERE {in_range}", job.range_params).fetchall()[0]
+                if validate is not None:
+                    validate(StagedPartitions(
+                        rows=int(rows), query=lambda sql, query_params=None: self._relation(con, sql, query_params)
+                        .to_arrow_table()))
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
         return int(rows)
 
-    def list_export_shards(self) -> list[ExportShard]:
+    @staticmethod
+    def _add_new_fields(con, target: str, select: str, bound: dict) -> None:
+        """The export gained a field (a column, or a field of a nested record such as `items`): add it to the
+        table first, so the new day keeps it and older days read it as NULL."""
+        existing = dict(zip(con.sql(f"SELECT * FROM {target} LIMIT 0").columns,
+                            con.sql(f"SELECT * FROM {target} LIMIT 0").types))
+        incoming = con.sql(f"SELECT * FROM ({select}) LIMIT 0", params=bound)
+        for name, kind in zip(incoming.columns, incoming.types):
+            if name not in existing:
+                con.execute(f"ALTER TABLE {target} ADD COLUMN {_quoted(name)} {kind}")
+                continue
+            for path, added in field_additions(existing[name], kind, _quoted(name)):
+                con.execute(f"ALTER TABLE {target} ADD COLUMN {path} {added}")
+
+    def list_export_tables(self) -> ExportListing:
         # Only the export file is opened: a run writing the platform's tables never blocks the sensor.
         if not Path(self.export_path).exists():
-            return []
+            return ExportListing()
         with self._connect(with_platform=False, attach_product_db=False) as con:
             (exists,) = con.execute(
                 "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'ga4_export' "
@@ -160,5 +227,33 @@ class DuckDBWarehouse(Warehouse):
                 [self.export_dataset],
             ).fetchall()[0]
             if not exists:
-                return []
-            return shards_from_rows(self._relation(con, LIST_SHARDS_SQL, None).to_arrow_table().to_pylist())
+                return ExportListing()
+            return listing_from_rows(self._relation(con, LIST_EXPORT_TABLES_SQL, None).to_arrow_table().to_pylist())
+
+    def export_columns(self, table_ids) -> dict[str, set[str]]:
+        if not Path(self.export_path).exists() or not table_ids:
+            return {}
+        with self._connect(with_platform=False, attach_product_db=False) as con:
+            rows = con.execute(
+                "SELECT table_name, column_name FROM duckdb_columns() WHERE database_name = 'ga4_export' "
+                "AND schema_name = ? AND list_contains(?, table_name)",
+                [self.export_dataset, list(table_ids)],
+            ).fetchall()
+        columns: dict[str, set[str]] = {}
+        for table, column in rows:
+            columns.setdefault(table, set()).add(column)
+        return columns
+
+    def replica_columns(self, tables) -> dict[str, dict[str, str]]:
+        if not Path(self.product_db_path).exists() or not tables:
+            return {}
+        with self._connect(with_platform=False, attach_export=False) as con:
+            rows = con.execute(
+                "SELECT table_name, column_name, data_type FROM duckdb_columns() WHERE database_name = 'product_db' "
+                "AND schema_name = 'product_db' AND list_contains(?, table_name)",
+                [list(tables)],
+            ).fetchall()
+        columns: dict[str, dict[str, str]] = {}
+        for table, column, kind in rows:
+            columns.setdefault(table, {})[column] = bigquery_type_name(kind)
+        return columns

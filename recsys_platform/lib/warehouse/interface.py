@@ -11,56 +11,32 @@ formatted into the text.
 from __future__ import annotations
 
 import datetime as dt
-import re
+import time
 from abc import abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from dagster import ConfigurableResource
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from recsys_platform.lib.sql_files import validate_identifier
+from recsys_platform.lib.warehouse.export_tables import ExportListing
 
-SHARD_PREFIX = "events_"
-_DAILY_SHARD = re.compile(r"events_\d{8}")
 
-# One metadata query per sensor tick: every table of the export dataset with its modification time.
-LIST_SHARDS_SQL = """
-SELECT table_id, last_modified_time, row_count
-FROM analytics.__TABLES__
-WHERE STARTS_WITH(table_id, 'events_') AND NOT STARTS_WITH(table_id, 'events_intraday_')
-ORDER BY table_id
-"""
+
+class RefusedPartitions(Exception):
+    """The staged rows failed a blocking check: nothing was replaced. The message names the checks."""
 
 
 @dataclass(frozen=True)
-class ExportShard:
-    """One daily table of the GA4 export, as listed by the export's `__TABLES__` meta-table."""
+class StagedPartitions:
+    """The replacement rows of a range, written but not yet swapped in. `query` runs SQL in which the
+    logical dataset `staged` names them (`staged.<table>`, filter by the range), alongside `recsys.*`."""
 
-    table_id: str
-    last_modified_ms: int
-    row_count: int
-
-    @property
-    def suffix(self) -> str:
-        return self.table_id[len(SHARD_PREFIX):]
-
-    @property
-    def day(self) -> dt.date:
-        return dt.datetime.strptime(self.suffix, "%Y%m%d").date()
-
-
-def shard_suffix(day: dt.date) -> str:
-    return day.strftime("%Y%m%d")
-
-
-def shards_from_rows(rows: list[dict]) -> list[ExportShard]:
-    return [
-        ExportShard(r["table_id"], int(r["last_modified_time"]), int(r["row_count"] or 0))
-        for r in rows
-        if _DAILY_SHARD.fullmatch(r["table_id"])
-    ]
+    rows: int
+    query: Callable[[str, Mapping[str, Any] | None], Any]
 
 
 @dataclass(frozen=True)
@@ -91,14 +67,30 @@ class Warehouse(ConfigurableResource):
 
     ga4_property_id: str = Field(description="GA4 property id: the export dataset is analytics_<id>.")
 
+    _sql_seconds: float = PrivateAttr(default=0.0)
+
+    @property
+    def sql_seconds(self) -> float:
+        """Seconds spent in the engine since this resource was created: a step reports the difference, so
+        the benchmark can set a run's wall time against the SQL work it did."""
+        return self._sql_seconds
+
+    @contextmanager
+    def _timed(self):
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._sql_seconds += time.perf_counter() - started
+
     @property
     def export_dataset(self) -> str:
         if not self.ga4_property_id.isdigit():
             raise ValueError(f"GA4 property id must be numeric, got {self.ga4_property_id!r}")
         return f"analytics_{self.ga4_property_id}"
 
-    def shard_name(self, day: dt.date) -> str:
-        return f"{self.export_dataset}.{SHARD_PREFIX}{shard_suffix(day)}"
+    def export_table_name(self, table_id: str) -> str:
+        return f"{self.export_dataset}.{table_id}"
 
     @abstractmethod
     def query(self, sql: str, params: Mapping[str, Any] | None = None):
@@ -111,11 +103,23 @@ class Warehouse(ConfigurableResource):
 
     @abstractmethod
     def replace_partitions(self, table: str, select_sql: str, params: Mapping[str, Any], partition_column: str,
-                           first_day: dt.date, last_day: dt.date, cluster_by: Sequence[str] = ()) -> int:
-        """Atomically replace the rows of `recsys.<table>` whose `partition_column` lies in
-        [first_day, last_day] with the result of `select_sql`; create the table on first use.
+                           first_day: dt.date, last_day: dt.date, cluster_by: Sequence[str] = (),
+                           validate: Callable[[StagedPartitions], None] | None = None) -> int:
+        """Replace the rows of `recsys.<table>` whose `partition_column` lies in [first_day, last_day] with
+        the result of `select_sql`, creating the table on first use. Validate before swap: the new rows are
+        staged, `validate(staged)` runs (it raises `RefusedPartitions` to refuse), and only then are they
+        swapped in, atomically; a refused or failed replacement leaves every stored table as it was.
         Returns the number of rows now in that range."""
 
     @abstractmethod
-    def list_export_shards(self) -> list[ExportShard]:
-        """The export's daily shards in ONE metadata query (the sensor calls this every tick)."""
+    def list_export_tables(self) -> ExportListing:
+        """The export dataset's `events_*` tables in ONE metadata query (the sensor calls this every tick)."""
+
+    @abstractmethod
+    def export_columns(self, table_ids: Sequence[str]) -> dict[str, set[str]]:
+        """Top-level column names of each named export table, in one metadata query."""
+
+    @abstractmethod
+    def replica_columns(self, tables: Sequence[str]) -> dict[str, dict[str, str]]:
+        """`{table: {column: BigQuery type name}}` of the product DB replica's tables that exist (INT64, NUMERIC,
+        FLOAT64, STRING, BOOL, TIMESTAMP, DATETIME, DATE, ...), for the product DB contract."""

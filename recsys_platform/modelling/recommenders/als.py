@@ -45,7 +45,12 @@ class ALSRecommender(CollaborativeRecommender):
         self.user_factors = np.asarray(model.user_factors, dtype=np.float32)
         self.item_factors = np.asarray(model.item_factors, dtype=np.float32)
 
-    def _score_user(self, user_code: int):
+    def _score_history(self, user_code, items, times, weights):
+        # The trained user vector is the model: interactions recorded since training are not folded
+        # in (that needs a solve per request; the sequential model does it), and a user the model
+        # never saw has no vector, so gets the popular fill.
+        if user_code is None:
+            return np.array([], dtype=np.int64), np.array([])
         # einsum, not BLAS: a threaded BLAS matvec is slower on a busy machine than one plain loop
         scores = np.einsum("ij,j->i", self.item_factors, self.user_factors[user_code])
         return np.arange(scores.size), scores

@@ -1,9 +1,16 @@
 """What every learned model shares: id codes, user histories, the popularity fallback, and serving.
 
-A subclass implements `_fit_encoded(encoded)` and `_score_user(user_code)`, which returns candidate
-item codes and scores (a sparse candidate list, never a dense items x items matrix). Serving then
-drops excluded items, takes the top k with `argpartition`, and fills any remaining slots with the
-most popular items, so every user, known or not, gets `num_results` items.
+A subclass implements `_fit_encoded(encoded)` and `_score_history(user_code, items, times, weights)`,
+which returns candidate item codes and scores (a sparse candidate list, never a dense items x items
+matrix) for a history (item codes, timestamps, weights; oldest first). Serving then drops excluded
+items, takes the top k with `argpartition`, and fills any remaining slots with the most popular items,
+so every user, known or not, gets `num_results` items.
+
+The history is the user's training history plus, when given, the interactions recorded since
+(`recent`): known items only (a new item needs a retraining to get a code), weighted by the solution's
+event weights. A user the model never saw but who has recent interactions is scored from those alone.
+`user_code` is None for such a user; models that need a trained user vector (ALS) then have nothing
+to score and the user gets the popular fill.
 """
 
 from __future__ import annotations
@@ -12,8 +19,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from recsys_platform.modelling.recommenders.base import InteractionLog, Recommender
-from recsys_platform.modelling.recommenders.encoding import EncodedLog, encode_log, top_k
+from recsys_platform.modelling.recommenders.base import InteractionLog, RecentInteractions, Recommender
+from recsys_platform.modelling.recommenders.encoding import EncodedLog, encode_log, event_weight_per_row, top_k
 
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
@@ -90,8 +97,14 @@ class CollaborativeRecommender(Recommender):
     def _fit_encoded(self, encoded: EncodedLog) -> None:
         raise NotImplementedError
 
-    def _score_user(self, user_code: int) -> tuple[np.ndarray, np.ndarray]:
+    def _score_history(
+        self, user_code: int | None, items: np.ndarray, times: np.ndarray, weights: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
+
+    def _score_user(self, user_code: int) -> tuple[np.ndarray, np.ndarray]:
+        """Candidates for a known user from the training history alone."""
+        return self._score_history(user_code, *self.user_history(user_code))
 
     # --- serving ---------------------------------------------------------------------------------
 
@@ -100,19 +113,52 @@ class CollaborativeRecommender(Recommender):
         start, end = self.user_ptr[user_code], self.user_ptr[user_code + 1]
         return self.history_items[start:end], self.history_times[start:end], self.history_weights[start:end]
 
+    def history_with(
+        self, user_code: int | None, recent: RecentInteractions
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """The user's training history (if any) with the recent interactions of known items, weighted
+        like training, ordered by time (a training row before a recent one at the same time).
+        None when there is neither."""
+        history = None if user_code is None else self.user_history(user_code)
+        codes = [self.item_index.get(str(item)) for item in recent.item_ids]
+        known = np.fromiter((code is not None for code in codes), dtype=bool, count=len(codes))
+        if not known.any():
+            return history
+        weights = event_weight_per_row(np.asarray(list(recent.event_types), dtype=object)[known], self.event_weights)
+        positive = weights > 0
+        items = np.array([code for code in codes if code is not None], dtype=np.int32)[positive]
+        times = np.asarray(list(recent.timestamps), dtype=np.int64)[known][positive]
+        weights = weights[positive]
+        if items.size == 0:
+            return history
+        if history is not None:
+            items = np.concatenate([history[0], items])
+            times = np.concatenate([history[1], times])
+            weights = np.concatenate([history[2], weights])
+        order = np.lexsort((np.arange(items.size), times))
+        return items[order], times[order], weights[order]
+
     def recommend(
-        self, user_id: str, num_results: int = 25, exclude: Sequence[str] | None = None
+        self,
+        user_id: str,
+        num_results: int = 25,
+        exclude: Sequence[str] | None = None,
+        recent: RecentInteractions | None = None,
     ) -> list[tuple[str, float]]:
         if num_results < 0:
             raise ValueError(f"num_results must be non-negative, got {num_results}")
         excluded = {self.item_index[item] for item in (exclude or ()) if item in self.item_index}
         user_code = self.user_index.get(str(user_id))
+        if recent is not None and len(recent):
+            history = self.history_with(user_code, recent)
+        else:
+            history = None if user_code is None else self.user_history(user_code)
         codes = np.array([], dtype=np.int64)
         scores = np.array([], dtype=np.float64)
-        if user_code is not None:
+        if history is not None:
             if self.exclude_seen:
-                excluded.update(self.user_history(user_code)[0].tolist())
-            codes, scores = self._score_user(user_code)
+                excluded.update(history[0].tolist())
+            codes, scores = self._score_history(user_code, *history)
             codes, scores = np.asarray(codes), np.asarray(scores, dtype=np.float64)
             keep = scores > 0
             if excluded:
@@ -120,16 +166,17 @@ class CollaborativeRecommender(Recommender):
             codes, scores = top_k(codes[keep], scores[keep], num_results)
         out = [(self.items[code], float(score)) for code, score in zip(codes.tolist(), scores.tolist())]
         if len(out) < num_results:
-            out.extend(self._popular_fill(num_results - len(out), excluded | set(codes.tolist()), user_code))
+            skip = excluded | set(codes.tolist())
+            out.extend(self._popular_fill(num_results - len(out), skip, personal=history is not None))
         return out
 
-    def _popular_fill(self, count: int, skip: set[int], user_code: int | None) -> list[tuple[str, float]]:
-        # A known user's fill ranks below every scored candidate (score 0); an unknown user sees counts.
+    def _popular_fill(self, count: int, skip: set[int], personal: bool) -> list[tuple[str, float]]:
+        # A user with a history gets the fill below every scored candidate (score 0); others see counts.
         out: list[tuple[str, float]] = []
         for code, total in zip(self.popular_codes.tolist(), self.popular_scores.tolist()):
             if code in skip:
                 continue
-            out.append((self.items[code], 0.0 if user_code is not None else float(total)))
+            out.append((self.items[code], 0.0 if personal else float(total)))
             if len(out) == count:
                 break
         return out

@@ -67,7 +67,6 @@ class EaseRecommender(CollaborativeRecommender):
         min_item_users = hyperparameter_int(self.hyperparameters, "min_item_users", 2)
         self.weights = ease_weights(encoded.user_matrix(dampen=True), l2, neighbours, min_item_users)
 
-    def _score_user(self, user_code: int):
-        items, _, weights = self.user_history(user_code)
+    def _score_history(self, user_code, items, times, weights):
         codes, profile = history_profile(items, weights)
         return profile_scores(self.weights, codes, profile)

@@ -54,7 +54,6 @@ class ItemKNNRecommender(CollaborativeRecommender):
         shrink = hyperparameter_float(self.hyperparameters, "shrink", 10.0)
         self.neighbours = cosine_neighbours(encoded.user_matrix(dampen=True), neighbours, shrink)
 
-    def _score_user(self, user_code: int):
-        items, _, weights = self.user_history(user_code)
+    def _score_history(self, user_code, items, times, weights):
         codes, profile = history_profile(items, weights)
         return profile_scores(self.neighbours, codes, profile)

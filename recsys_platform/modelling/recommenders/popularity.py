@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from recsys_platform.modelling.recommenders.base import InteractionLog, Recommender
+from recsys_platform.modelling.recommenders.base import InteractionLog, RecentInteractions, Recommender
 from recsys_platform.modelling.recommenders.encoding import event_weight_per_row
 
 
@@ -20,7 +20,6 @@ class PopularityRecommender(Recommender):
         self.event_weights = dict(event_weights or {})
         self.items: np.ndarray = np.array([], dtype=object)
         self.scores: np.ndarray = np.array([], dtype=np.float64)
-        self.seen: dict[str, set[str]] = {}
 
     def fit(self, log: InteractionLog) -> PopularityRecommender:
         if len(log) == 0:
@@ -36,8 +35,14 @@ class PopularityRecommender(Recommender):
         return self
 
     def recommend(
-        self, user_id: str, num_results: int = 25, exclude: Sequence[str] | None = None
+        self,
+        user_id: str,
+        num_results: int = 25,
+        exclude: Sequence[str] | None = None,
+        recent: RecentInteractions | None = None,
     ) -> list[tuple[str, float]]:
+        # `recent` is ignored: the same list for everyone until the next training, as Personalize's
+        # Popularity-Count ("you must manually create a new solution version ... to reflect updates")
         skip = set(exclude or ())
         out: list[tuple[str, float]] = []
         for item, score in zip(self.items, self.scores):

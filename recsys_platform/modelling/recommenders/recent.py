@@ -15,8 +15,7 @@ class RecentItemsRecommender(CollaborativeRecommender):
     def _fit_encoded(self, encoded: EncodedLog) -> None:
         pass
 
-    def _score_user(self, user_code: int):
-        items, _, _ = self.user_history(user_code)
+    def _score_history(self, user_code, items, times, weights):
         # position from the end of the history: the newest interaction scores highest
         recency = np.arange(1, items.size + 1, dtype=np.float64)
         codes, inverse = np.unique(items, return_inverse=True)

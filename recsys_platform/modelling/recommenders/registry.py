@@ -37,10 +37,10 @@ class EaseOrALSRecommender(Recommender):
         self.model = model_class(self.hyperparameters, self.event_weights).fit(log)
         return self
 
-    def recommend(self, user_id, num_results=25, exclude=None):
+    def recommend(self, user_id, num_results=25, exclude=None, recent=None):
         if self.model is None:
             raise RuntimeError("fit the model before asking for recommendations")
-        return self.model.recommend(user_id, num_results, exclude)
+        return self.model.recommend(user_id, num_results, exclude, recent)
 
 
 RECIPES: dict[str, RecipeFactory] = {

@@ -140,13 +140,14 @@ class SequentialRecommender(CollaborativeRecommender):
                 self.als_regularization = float(model.regularization)
                 self.als_alpha = float(model.alpha)
 
-    def recency_profile(self, user_code: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Distinct items of the user's history with (recency of their last interaction, decayed weight sum).
+    def recency_profile(
+        self, items: np.ndarray, times: np.ndarray, weights: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Distinct items of a history with (recency of their last interaction, decayed weight sum).
 
         Steps back are counted in distinct timestamps, so events logged at the same time (a log with
         day granularity) are equally recent rather than ordered by accident of file order.
         """
-        items, times, weights = self.user_history(user_code)
         distinct_times, time_rank = np.unique(times, return_inverse=True)
         steps_back = (distinct_times.size - 1 - time_rank).astype(np.float64)
         recency = np.power(0.5, steps_back / self.half_life)
@@ -170,8 +171,10 @@ class SequentialRecommender(CollaborativeRecommender):
             return best, scores[best]
         return np.arange(scores.size), scores
 
-    def _score_user(self, user_code: int):
-        codes, last_seen, profile = self.recency_profile(user_code)
+    def _score_history(self, user_code, items, times, weights):
+        # history-based throughout (the ALS similarity folds the profile in by one solve), so
+        # interactions recorded since training and users the model never saw are served the same way
+        codes, last_seen, profile = self.recency_profile(items, times, weights)
         # every item of the history gets `history_boost`: with the default 1.0 the user's own items rank
         # above all others (other signals add up to at most transition + similarity weight = 1.0)
         signals = [

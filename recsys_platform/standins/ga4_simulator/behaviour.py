@@ -7,6 +7,13 @@ wishlist, and — for logged-in visitors with a non-empty cart — end in a purc
 About one order in ten is missing from GA4 (tracking blocked) but present in the product DB.
 The real-world mess is added on purpose: exact duplicate events, `view_item` without items, events the
 platform does not track (scroll, user_engagement, custom events) and malformed item rows.
+
+Export realities that are per session or per visitor are drawn here too (all off in `Behaviour()`;
+`SimulationConfig` turns them on): consent-denied sessions (cookieless pings), sessions in the shop's
+Android/iOS app (visitors on a phone or tablet may have it; their app instance id is another pseudo id,
+their login the same user id), query strings on page URLs (utm/gclid on campaign landings, and a share
+carrying personal data: an email, a token or an order id), referrers, and a few registered users whose
+GA4 `user_id` is their login email instead of the shop's id.
 """
 
 from __future__ import annotations
@@ -18,7 +25,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from recsys_platform.standins.ga4_simulator.ga4_rows import CHANNELS, DEVICE_PROFILES, GEO_PROFILES, EventBatch
+from recsys_platform.standins.ga4_simulator.ga4_rows import (
+    CHANNELS,
+    DEVICE_PROFILES,
+    GEO_PROFILES,
+    PAGE_URL_PREFIX,
+    PROFILE_APP_PLATFORM,
+    WEB,
+    EventBatch,
+    page_locations,
+)
 
 CATEGORY_TREE = {
     "Apparel": ("Tops", "Bottoms", "Outerwear", "Dresses", "Knitwear"),
@@ -43,6 +59,13 @@ NOISE_WEIGHTS = np.array([0.45, 0.35, 0.1, 0.05, 0.05])
 EVENT_NAMES = ("session_start", "page_view") + TRACKED_EVENTS + NOISE_EVENTS
 _CODE = {name: code for code, name in enumerate(EVENT_NAMES)}
 _PURCHASE_SUB_ORDER = 1 << 30
+# Per channel (CHANNELS order): the landing page's query string and the referrer of the landing page.
+CHANNEL_LANDING_QUERY = (None, None, "utm_source=newsletter&utm_medium=email&utm_campaign=weekly_digest",
+                         "gclid", None)
+CHANNEL_REFERRER = ("https://www.google.com/", None, None, "https://www.google.com/", "https://www.instagram.com/")
+_FIRST_NAMES = ("minji", "jiho", "seoyeon", "haruto", "emma", "liam", "yuna", "noah", "sora", "daniel")
+_LAST_NAMES = ("kim", "lee", "park", "choi", "jung", "kang", "tanaka", "smith", "cho", "yoon")
+_EMAIL_DOMAINS = ("example.com", "example.net", "example.org")
 
 
 @dataclass(frozen=True)
@@ -63,6 +86,11 @@ class Behaviour:
     duplicate_share: float = 0.01  # exact duplicate events
     view_without_items_share: float = 0.01
     malformed_item_share: float = 0.005  # item rows with NULL / '(not set)' item_id or NULL price
+    # Export realities (see the module docstring); SimulationConfig sets them.
+    consent_denied_share: float = 0.0  # sessions whose visitor denied analytics storage
+    app_session_share: float = 0.0  # sessions of app-capable visitors that happen in the app
+    pii_url_share: float = 0.0  # web events whose page URL carries an email, a token or an order id
+    email_user_id_share: float = 0.0  # registered users whose GA4 user_id is their login email
 
 
 @dataclass(frozen=True)
@@ -105,6 +133,10 @@ class Visitors:
     first_channel: np.ndarray
     first_touch_us: np.ndarray
     user_created_at_us: np.ndarray  # for registered users
+    email: pa.Array  # every visitor's (newsletter or login) email address
+    ga4_user_id: pa.Array  # what the site sends as GA4 user_id: user_id, or for a few the login email
+    app_platform: np.ndarray  # ANDROID, IOS, or 0 when the visitor's device runs no app
+    app_pseudo_id: pa.Array  # the app instance id (32 hex digits), the visitor's pseudo id in the app
 
     def __len__(self) -> int:
         return len(self.favourite_l1)
@@ -115,7 +147,19 @@ def prefixed_ids(prefix: str, numbers: np.ndarray, width: int) -> pa.Array:
     return pc.binary_join_element_wise(prefix, digits, "")
 
 
-def build_catalog(items: int, seed: int, epoch_us: int, behaviour: Behaviour) -> Catalog:
+def decimal_ids(numbers: np.ndarray) -> pa.Array:
+    """Ids as a MySQL shop's INT64 keys arrive in GA4: their decimal strings ('123')."""
+    return pa.array(numbers, pa.int64()).cast(pa.string())
+
+
+def hex_tokens(rng: np.random.Generator, count: int) -> pa.Array:
+    """`count` random 32-hex-digit strings (app instance ids, reset tokens)."""
+    high, low = (np.char.mod("%016x", rng.integers(0, 1 << 62, count)) for _ in range(2))
+    return pa.array(np.char.add(high, low).astype(object), pa.string())
+
+
+def build_catalog(items: int, seed: int, epoch_us: int, behaviour: Behaviour,
+                  numeric_ids: bool = False) -> Catalog:
     if items < len(L1_NAMES):
         raise ValueError(f"the catalogue needs at least {len(L1_NAMES)} items (one per category), got {items}")
     rng = np.random.default_rng([seed, 1])
@@ -133,7 +177,7 @@ def build_catalog(items: int, seed: int, epoch_us: int, behaviour: Behaviour) ->
         w = weight[by_l1_items[members]]
         block_cdf[members] = c + np.cumsum(w) / w.sum()
     numbers = np.arange(1, items + 1)
-    item_id = prefixed_ids("I", numbers, 6)
+    item_id = decimal_ids(numbers) if numeric_ids else prefixed_ids("I", numbers, 6)
     names = pc.binary_join_element_wise(pa.array(np.array(L2_NAMES, dtype=object)[l2], pa.string()),
                                         pa.array(numbers).cast(pa.string()), " No. ")
     year_us = 365 * 86_400 * 1_000_000
@@ -151,7 +195,8 @@ def build_catalog(items: int, seed: int, epoch_us: int, behaviour: Behaviour) ->
     )
 
 
-def build_visitors(users: int, seed: int, epoch_us: int, behaviour: Behaviour) -> Visitors:
+def build_visitors(users: int, seed: int, epoch_us: int, behaviour: Behaviour,
+                   numeric_ids: bool = False) -> Visitors:
     if users < 1:
         raise ValueError(f"users must be at least 1, got {users}")
     rng = np.random.default_rng([seed, 2])
@@ -163,18 +208,36 @@ def build_visitors(users: int, seed: int, epoch_us: int, behaviour: Behaviour) -
     pseudo = pc.binary_join_element_wise(
         pa.array(random_part).cast(pa.string()), pa.array(first_touch // 1_000_000).cast(pa.string()), "."
     )
-    user_id = prefixed_ids("U", np.arange(1, total + 1), 7)
+    numbers = np.arange(1, total + 1)
+    user_id = decimal_ids(numbers) if numeric_ids else prefixed_ids("U", numbers, 7)
     user_id = pc.if_else(pa.array(np.arange(total) < users), user_id, pa.scalar(None, pa.string()))
+    profile_index = rng.integers(0, len(DEVICE_PROFILES) * len(GEO_PROFILES), total)
+    # Export realities come from a stream of their own, so turning them on changes no behaviour above.
+    extra = np.random.default_rng([seed, 5])
+    names = pc.binary_join_element_wise(
+        pa.array(np.array(_FIRST_NAMES, dtype=object)[extra.integers(0, len(_FIRST_NAMES), total)], pa.string()),
+        pa.array(np.array(_LAST_NAMES, dtype=object)[extra.integers(0, len(_LAST_NAMES), total)], pa.string()),
+        ".")
+    local_parts = pc.binary_join_element_wise(names, pa.array(numbers).cast(pa.string()), "")
+    email = pc.binary_join_element_wise(
+        local_parts,
+        pa.array(np.array(_EMAIL_DOMAINS, dtype=object)[extra.integers(0, len(_EMAIL_DOMAINS), total)], pa.string()),
+        "@")
+    login_email = pa.array((np.arange(total) < users) & (extra.random(total) < behaviour.email_user_id_share))
     return Visitors(
         registered=users,
         user_id=user_id,
         pseudo_id=pseudo,
         favourite_l1=rng.integers(0, len(L1_NAMES), total),
         activity_cdf=np.cumsum(activity) / activity.sum(),
-        profile_index=rng.integers(0, len(DEVICE_PROFILES) * len(GEO_PROFILES), total),
+        profile_index=profile_index,
         first_channel=rng.integers(0, len(CHANNELS), total),
         first_touch_us=first_touch,
         user_created_at_us=first_touch[:users] + rng.integers(0, 3_600_000_000, users),
+        email=email,
+        ga4_user_id=pc.if_else(login_email, email, user_id),
+        app_platform=PROFILE_APP_PLATFORM[profile_index % len(DEVICE_PROFILES)],
+        app_pseudo_id=hex_tokens(extra, total),
     )
 
 
@@ -221,6 +284,8 @@ class _Sessions:
     number: np.ndarray
     purchases: np.ndarray  # the session ends in an order
     tracked: np.ndarray  # ... and GA4 saw it
+    consent_denied: np.ndarray  # the visitor denied analytics storage: cookieless pings
+    in_app: np.ndarray  # the session happens in the shop's app
     # views, grouped by session in order
     view_offsets: np.ndarray
     view_item: np.ndarray
@@ -240,10 +305,12 @@ def generate_day(
     rng: np.random.Generator,
     behaviour: Behaviour,
     chunk_events: int = 100_000,
+    numeric_ids: bool = False,
 ) -> Iterator[tuple[EventBatch, DayOrders]]:
     """Yield the day's events in chunks of about `chunk_events`, each with the orders it placed.
 
     `session_counter` holds each visitor's sessions so far; it is advanced (ga_session_number).
+    `numeric_ids` gives orders INT64-style ids (their decimal strings), as a MySQL shop has.
     """
     sessions = _draw_sessions(day_start_us, day_seconds, target_events, catalog, visitors, session_counter, rng,
                               behaviour)
@@ -253,7 +320,7 @@ def generate_day(
     order_number = 0
     for first, last in zip(boundaries[:-1], boundaries[1:]):
         batch, orders = _build_chunk(day_label, sessions, first, last, order_number, catalog, visitors, rng,
-                                     behaviour)
+                                     behaviour, numeric_ids)
         order_number += orders.count
         yield batch, orders
 
@@ -285,8 +352,10 @@ def _draw_sessions(day_start_us, day_seconds, target_events, catalog, visitors, 
     has_cart = np.bincount(view_session, weights=view_cart, minlength=n) > 0
     purchases = logged_in & has_cart & (rng.random(n) < behaviour.purchase_share)
     tracked = purchases & (rng.random(n) >= behaviour.untracked_order_share)
+    consent_denied = rng.random(n) < behaviour.consent_denied_share
+    in_app = (visitors.app_platform[visitor] != WEB) & (rng.random(n) < behaviour.app_session_share)
     sessions = _Sessions(visitor, logged_in, start_us, channel, np.zeros(n, np.int64), purchases, tracked,
-                         view_offsets, view_item, view_cart, view_wish, view_noise)
+                         consent_denied, in_app, view_offsets, view_item, view_cart, view_wish, view_noise)
     # Keep whole sessions up to the day's target, then put them in time order.
     counts = _events_per_session(sessions)
     keep = int(np.searchsorted(np.cumsum(counts), target_events, side="right"))
@@ -319,8 +388,8 @@ def _select_sessions(s: _Sessions, chosen: np.ndarray) -> _Sessions:
     np.cumsum(lengths, out=offsets[1:])
     return _Sessions(
         s.visitor[chosen], s.logged_in[chosen], s.start_us[chosen], s.channel[chosen], s.number[chosen],
-        s.purchases[chosen], s.tracked[chosen], offsets, s.view_item[view_index], s.view_cart[view_index],
-        s.view_wish[view_index], s.view_noise[view_index],
+        s.purchases[chosen], s.tracked[chosen], s.consent_denied[chosen], s.in_app[chosen], offsets,
+        s.view_item[view_index], s.view_cart[view_index], s.view_wish[view_index], s.view_noise[view_index],
     )
 
 
@@ -331,7 +400,8 @@ def _events_per_session(s: _Sessions) -> np.ndarray:
     return 2 + np.bincount(view_session, weights=per_view, minlength=n).astype(np.int64) + s.tracked
 
 
-def _build_chunk(day_label, sessions_all, first, last, order_number, catalog, visitors, rng, behaviour):
+def _build_chunk(day_label, sessions_all, first, last, order_number, catalog, visitors, rng, behaviour,
+                 numeric_ids=False):
     s = _select_sessions(sessions_all, np.arange(first, last))
     n_sessions = len(s.visitor)
     view_counts = np.diff(s.view_offsets)
@@ -347,7 +417,9 @@ def _build_chunk(day_label, sessions_all, first, last, order_number, catalog, vi
     buying_sessions = np.flatnonzero(s.purchases)
     order_of_session = np.full(n_sessions, -1, dtype=np.int64)
     order_of_session[buying_sessions] = np.arange(len(buying_sessions))
-    order_ids = prefixed_ids(f"O{day_label}-", order_number + np.arange(1, len(buying_sessions) + 1), 6)
+    order_numbers = order_number + np.arange(1, len(buying_sessions) + 1)
+    order_ids = (decimal_ids(int(day_label) * 1_000_000 + order_numbers) if numeric_ids
+                 else prefixed_ids(f"O{day_label}-", order_numbers, 6))
     subtotal = np.bincount(order_of_session[line_session], weights=line_price * line_quantity,
                            minlength=len(buying_sessions))
     shipping = np.where(subtotal >= 50.0, 0.0, 3.0)
@@ -426,12 +498,27 @@ def _build_chunk(day_label, sessions_all, first, last, order_number, catalog, vi
         pa.array(np.where(is_purchase_event, order_of_session[ev_session], len(buying_sessions))))
     shipping_by_session = np.zeros(n_sessions)
     shipping_by_session[buying_sessions] = shipping
+    in_app = s.in_app[ev_session]
+    stream_index = np.where(in_app, visitors.app_platform[visitor], WEB)
+    # URL draws use a child stream (one draw of `rng` whatever they need), so their share changes nothing else.
+    url_rng = np.random.default_rng(rng.integers(0, 1 << 62))
+    session_order = order_of_session[ev_session]
+    page_query = _page_queries(
+        position, s.channel[ev_session], ~in_app,
+        order_ids.take(pa.array(np.maximum(session_order, 0), mask=session_order < 0)) if len(order_ids)
+        else pa.nulls(n, pa.string()),
+        visitors.email.take(pa.array(visitor)), url_rng, behaviour.pii_url_share)
+    page_referrer = _page_referrers(page_path, page_query, ev_session, ev_view, ev_code, position,
+                                    session_first_event, s.channel[ev_session], view_session, view_position)
+    batch_page_id, batch_ordering_id, batch_event_index = _batch_fields(
+        ev_session, ev_view, is_purchase_event, view_position, view_counts, s.start_us)
     batch = EventBatch(
         event_date=day_label,
         event_name=event_name,
         event_timestamp=timestamps,
-        user_id=visitors.user_id.take(pa.array(visitor, mask=~logged_in)),
-        user_pseudo_id=visitors.pseudo_id.take(pa.array(visitor)),
+        user_id=visitors.ga4_user_id.take(pa.array(visitor, mask=~logged_in)),
+        user_pseudo_id=pc.if_else(pa.array(in_app), visitors.app_pseudo_id.take(pa.array(visitor)),
+                                  visitors.pseudo_id.take(pa.array(visitor))),
         user_first_touch_timestamp=visitors.first_touch_us[visitor],
         session_id=s.start_us[ev_session] // 1_000_000,
         session_number=s.number[ev_session],
@@ -442,9 +529,9 @@ def _build_chunk(day_label, sessions_all, first, last, order_number, catalog, vi
         profile_index=visitors.profile_index[visitor],
         first_channel_index=visitors.first_channel[visitor],
         channel_index=s.channel[ev_session],
-        batch_event_index=position,
-        batch_page_id=s.start_us[ev_session] // 1_000,
-        batch_ordering_id=position + 1,
+        batch_event_index=batch_event_index,
+        batch_page_id=batch_page_id,
+        batch_ordering_id=batch_ordering_id,
         transaction_id=transaction_id,
         shipping_value=np.where(is_purchase_event, shipping_by_session[ev_session], 0.0),
         item_offsets=item_offsets,
@@ -454,6 +541,10 @@ def _build_chunk(day_label, sessions_all, first, last, order_number, catalog, vi
         item_category2=pa.array(np.array(L2_NAMES, dtype=object)[catalog.category_l2[row_item]], pa.string()),
         item_price=item_price,
         item_quantity=row_quantity,
+        stream_index=stream_index,
+        consent_denied=s.consent_denied[ev_session],
+        page_query=page_query,
+        page_referrer=page_referrer,
     )
 
     status = np.where(rng.random(len(buying_sessions)) < behaviour.cancelled_order_share, "cancelled", "paid")
@@ -471,6 +562,85 @@ def _build_chunk(day_label, sessions_all, first, last, order_number, catalog, vi
         line_unit_price=line_price,
     )
     return batch, orders
+
+
+def _batch_fields(ev_session, ev_view, is_purchase_event, view_position, view_counts, start_us):
+    """GA4's batch fields ("[GA4] BigQuery Export schema"): `batch_page_id` numbers the pages of an
+    engagement in increasing order (here the session's start in ms plus the page's index: landing page 0,
+    product page of view k at k + 1, the order confirmation last); `batch_ordering_id` counts the network
+    requests sent from a page; `batch_event_index` orders the events inside one request. The landing page
+    sends session_start and page_view in one request; every later event on a page is its own request.
+    Together with the visitor they identify an event."""
+    n = len(ev_session)
+    page = np.zeros(n, dtype=np.int64)
+    on_view = ev_view >= 0
+    page[on_view] = view_position[ev_view[on_view]] + 1
+    page[is_purchase_event] = view_counts[ev_session[is_purchase_event]] + 1
+    # Events are in (session, page) order: rank each event inside its page.
+    new_page = np.r_[True, (ev_session[1:] != ev_session[:-1]) | (page[1:] != page[:-1])]
+    page_start = np.maximum.accumulate(np.where(new_page, np.arange(n), 0))
+    rank = np.arange(n) - page_start
+    landing = page == 0
+    return (start_us[ev_session] // 1_000 + page, np.where(landing, 1, rank + 1).astype(np.int64),
+            np.where(landing, rank, 0).astype(np.int64))
+
+
+def _page_queries(position, channel, on_web, order_id, email, rng, pii_share) -> pa.Array:
+    """Each web event's query string (null for none): a campaign landing carries its utm parameters or
+    Google Ads' gclid; a `pii_share` of web events carries personal data a careless site puts in URLs:
+    the visitor's email (sometimes URL-encoded), a password-reset or session token, or the session's
+    order id (a token where the session placed no order)."""
+    n = len(position)
+    landing = on_web & (position == 1)
+    campaign = np.array(CHANNEL_LANDING_QUERY, dtype=object)[channel]
+    campaign = np.where(landing, campaign, None)
+    is_gclid = campaign == "gclid"
+    if is_gclid.any():
+        campaign[is_gclid] = np.char.add("gclid=Cj0KCQ", np.char.mod("%012x", rng.integers(0, 1 << 46, int(
+            is_gclid.sum())))).astype(object)
+    query = pa.array(campaign, pa.string())
+    planted = np.flatnonzero(on_web & (rng.random(n) < pii_share))
+    if len(planted):
+        kind = rng.integers(0, 3, len(planted))
+        orders = order_id.take(pa.array(planted))
+        kind = np.where((kind == 2) & pc.is_null(orders).to_numpy(zero_copy_only=False), 1, kind)
+        emails = email.take(pa.array(planted))
+        encoded = rng.random(len(planted)) < 0.5
+        emails = pc.if_else(pa.array(encoded), pc.replace_substring(emails, "@", "%40"), emails)
+        tokens = pc.binary_join_element_wise(
+            pa.array(np.where(rng.random(len(planted)) < 0.5, "token", "reset_token").astype(object), pa.string()),
+            hex_tokens(rng, len(planted)), "=")
+        values = pc.if_else(pa.array(kind == 0), pc.binary_join_element_wise("email", emails, "="),
+                            pc.if_else(pa.array(kind == 2), pc.binary_join_element_wise("order_id", orders, "="),
+                                       tokens))
+        slot = np.full(n, -1)
+        slot[planted] = np.arange(len(planted))
+        personal = values.take(pa.array(np.maximum(slot, 0), mask=slot < 0))
+        # Not binary_join_element_wise(null_handling="skip"): in pyarrow 26 it drops rows where all are null.
+        query = pc.coalesce(pc.binary_join_element_wise(query, personal, "&"), query, personal)
+    return query
+
+
+def _page_referrers(page_path, page_query, ev_session, ev_view, ev_code, position, session_first_event,
+                    channel, view_session, view_position) -> pa.Array:
+    """`page_referrer` of each event: the page before the event's page. The landing page's referrer is
+    the channel's site (none for direct and email traffic); a product page's is the previous product
+    page, or the landing page for the session's first view; the order confirmation's is the checkout."""
+    n = len(ev_session)
+    location = page_locations(page_path, page_query)
+    is_view_item = ev_code == _CODE["view_item"]
+    view_event = np.full(len(view_session), -1, dtype=np.int64)
+    view_event[ev_view[is_view_item]] = np.flatnonzero(is_view_item)
+    source = np.full(n, -1, dtype=np.int64)
+    on_page = np.flatnonzero(ev_view >= 0)
+    views = ev_view[on_page]
+    landing_event = session_first_event + 1  # every session starts: session_start, page_view (landing)
+    source[on_page] = np.where(view_position[views] > 0, view_event[np.maximum(views - 1, 0)],
+                               landing_event[ev_session[on_page]])
+    internal = location.take(pa.array(np.maximum(source, 0), mask=source < 0))
+    external = pa.array(np.array(CHANNEL_REFERRER, dtype=object)[channel], pa.string())
+    referrer = pc.if_else(pa.array(position <= 1), external, internal)
+    return pc.if_else(pa.array(ev_code == _CODE["purchase"]), f"{PAGE_URL_PREFIX}/checkout", referrer)
 
 
 def _malformed(item_id: pa.Array, price: np.ndarray, rng: np.random.Generator, share: float):

@@ -1,13 +1,37 @@
-"""The GA4 BigQuery export schema (`events_YYYYMMDD`) as Arrow types.
+"""The GA4 BigQuery export schema as Arrow types: table kinds, names, and which columns a table has on a date.
 
-Field names and order follow Google's documented export schema; BigQuery types map to Arrow as
-STRING -> string, INTEGER -> int64, FLOAT -> float64, BOOLEAN -> bool, RECORD -> struct and
-REPEATED RECORD -> list<struct>, which DuckDB stores as VARCHAR / BIGINT / DOUBLE / BOOLEAN / STRUCT / LIST.
-`session_traffic_source_last_click` keeps only its manual and cross-channel campaign records, and
-`publisher` (ad revenue of apps) is omitted.
+Field names and order follow Google's documented export schema ("[GA4] BigQuery Export schema"); BigQuery
+types map to Arrow as STRING -> string, INTEGER -> int64, FLOAT -> float64, BOOLEAN -> bool, RECORD ->
+struct and REPEATED RECORD -> list<struct>, which DuckDB stores as VARCHAR / BIGINT / DOUBLE / BOOLEAN /
+STRUCT / LIST. `session_traffic_source_last_click` keeps only its manual and cross-channel campaign records,
+and `publisher` (ad revenue of apps) is omitted.
+
+Table kinds in one `analytics_<property_id>` dataset ("[GA4] BigQuery Export schema", Tables):
+  events_YYYYMMDD           daily export; rewritten for up to three days as late events arrive
+  events_intraday_YYYYMMDD  streaming export; filled during the day, deleted once the day's daily table
+                            is complete (so for a while both exist)
+  events_fresh_YYYYMMDD     GA4 360's "fresh daily" export, processed every 30-60 minutes ("[GA4]
+                            Discrepancies between daily export and fresh daily")
+
+A table's columns depend on its date, because Google adds fields to new tables and never back-fills old
+ones. Google publishes no per-field start date in the schema page, so the cut-overs below are the first
+days the simulator writes each field, taken from the earliest public dating of each addition:
+  collected_traffic_source   2023-05-29  (the schema page documented it by then: Velir/dbt-ga4 #205)
+  is_active_user             2023-07-24  ("Google has just added": Velir/dbt-ga4 #251); daily and fresh
+                                         tables only: "Included in only the daily tables" (schema page)
+  session_traffic_source_last_click, batch_event_index, batch_ordering_id, batch_page_id
+                             2024-07-19  ("[GA4] What's new in Google Analytics", entry of July 19, 2024:
+                                         session traffic source in the BigQuery export; the batch fields
+                                         were documented in the same release)
+So a shard dated before 2023-05-29 has the 23 base columns, and one dated 2024-07-19 or later has all 29.
+`privacy_info` (consent mode, added in 2021) is among the base columns: the simulator's dates do not go
+back that far. `items.item_params` (added in late 2023) is always present.
 """
 
 from __future__ import annotations
+
+import re
+from datetime import date, datetime
 
 import pyarrow as pa
 
@@ -181,6 +205,60 @@ TABLES_META_SCHEMA = pa.schema(
         ("type", pa.int32()),
     ]
 )
+
+
+# Arrow's field of each column, looked up by name.
+EVENT_FIELDS = {f.name: f for f in EVENTS_SCHEMA}
+
+COLLECTED_TRAFFIC_SOURCE_SINCE = date(2023, 5, 29)
+IS_ACTIVE_USER_SINCE = date(2023, 7, 24)
+JULY_2024_FIELDS_SINCE = date(2024, 7, 19)
+# First date of the shards that carry each column added after the export's launch.
+FIELD_SINCE: dict[str, date] = {
+    "collected_traffic_source": COLLECTED_TRAFFIC_SOURCE_SINCE,
+    "is_active_user": IS_ACTIVE_USER_SINCE,
+    "batch_event_index": JULY_2024_FIELDS_SINCE,
+    "batch_page_id": JULY_2024_FIELDS_SINCE,
+    "batch_ordering_id": JULY_2024_FIELDS_SINCE,
+    "session_traffic_source_last_click": JULY_2024_FIELDS_SINCE,
+}
+# Columns only the processed (daily and fresh daily) tables have, never the streaming intraday table.
+PROCESSED_ONLY_FIELDS = frozenset({"is_active_user"})
+
+DAILY, INTRADAY, FRESH = "daily", "intraday", "fresh"
+TABLE_KINDS = (DAILY, INTRADAY, FRESH)
+TABLE_PREFIXES = {DAILY: "events_", INTRADAY: "events_intraday_", FRESH: "events_fresh_"}
+_TABLE_NAME = re.compile(r"events_(?:(intraday|fresh)_)?(\d{8})")
+
+
+def events_schema(day: date, kind: str = DAILY) -> pa.Schema:
+    """The columns (in Google's order) of the `kind` table dated `day`."""
+    if kind not in TABLE_KINDS:
+        raise ValueError(f"table kind must be one of {TABLE_KINDS}, got {kind!r}")
+    return pa.schema([
+        f for f in EVENTS_SCHEMA
+        if (f.name not in FIELD_SINCE or day >= FIELD_SINCE[f.name])
+        and not (kind == INTRADAY and f.name in PROCESSED_ONLY_FIELDS)
+    ])
+
+
+def table_name(day: date, kind: str = DAILY) -> str:
+    """`events_YYYYMMDD`, `events_intraday_YYYYMMDD` or `events_fresh_YYYYMMDD`."""
+    if kind not in TABLE_KINDS:
+        raise ValueError(f"table kind must be one of {TABLE_KINDS}, got {kind!r}")
+    return f"{TABLE_PREFIXES[kind]}{day:%Y%m%d}"
+
+
+def parse_table_name(table_id: str) -> tuple[str, date] | None:
+    """(kind, day) of an export table name, or None for any other name (or a date that does not exist)."""
+    match = _TABLE_NAME.fullmatch(table_id)
+    if not match:
+        return None
+    try:
+        day = datetime.strptime(match.group(2), "%Y%m%d").date()
+    except ValueError:
+        return None
+    return (match.group(1) or DAILY), day
 
 
 def dataset_name(property_id: str) -> str:

@@ -2,8 +2,12 @@
 
 A re-export adds events to an existing shard: copies of events already in it (same visitor, session
 and items) at a slightly different time, received hours later (a large
-`event_server_timestamp_offset`), with their own bundle id. Purchases are never copied, so the product
-DB's orders stay consistent with the export.
+`event_server_timestamp_offset`), with their own bundle id and (from July 2024 on) their own batch
+request (`batch_ordering_id`). Purchases are never copied, so the product
+DB's orders stay consistent with the export. Only identified events (with a `user_pseudo_id`) are copied,
+so every late event a re-export adds is one the platform keeps and can count (a simplification: real late
+hits may be cookieless pings too). A re-export keeps the table's columns, whatever its date's schema (or
+a drift planted by `odd_rows`).
 """
 
 from __future__ import annotations
@@ -42,12 +46,13 @@ def reexport_shard(
         names = ", ".join(f"'{name}'" for name in LATE_EVENT_NAMES)
         candidates = connection.execute(
             f"SELECT DISTINCT event_bundle_sequence_id FROM {table} WHERE event_name IN ({names}) "
-            "ORDER BY event_bundle_sequence_id"
+            "AND user_pseudo_id IS NOT NULL ORDER BY event_bundle_sequence_id"
         ).fetchnumpy()["event_bundle_sequence_id"]
         chosen = np.sort(rng.choice(candidates, min(extra_events, len(candidates)), replace=False))
         connection.register("chosen_bundles", pa.table({"bundle": pa.array(chosen, pa.int64())}))
         originals = connection.sql(
             f"SELECT * FROM {table} WHERE event_bundle_sequence_id IN (SELECT bundle FROM chosen_bundles) "
+            "AND user_pseudo_id IS NOT NULL "
             "QUALIFY row_number() OVER (PARTITION BY event_bundle_sequence_id ORDER BY event_timestamp) = 1 "
             "ORDER BY event_bundle_sequence_id"
         ).to_arrow_table()
@@ -64,6 +69,11 @@ def _as_late(rows: pa.Table, rng: np.random.Generator, start_us: int, end_us: in
         "event_bundle_sequence_id": rng.integers(1 << 40, 1 << 41, n),
         "event_server_timestamp_offset": rng.integers(_HOUR_US, 47 * _HOUR_US, n),
     }
+    if "batch_ordering_id" in rows.schema.names:
+        # A late event was sent by a later request from the same page: its own batch identity.
+        original = rows.column("batch_ordering_id").to_numpy(zero_copy_only=False)
+        replacements["batch_ordering_id"] = original + rng.integers(1_000, 1_000_000, n)
+        replacements["batch_event_index"] = np.zeros(n, np.int64)
     for name, values in replacements.items():
         rows = rows.set_column(rows.schema.get_field_index(name), name, pa.array(values, pa.int64()))
     return rows

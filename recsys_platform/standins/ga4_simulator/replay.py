@@ -6,7 +6,10 @@ the same user and second keep their file order through microsecond offsets. Even
 property-local days, one shard per day. The product DB holds the items and users seen (prices are
 synthetic but deterministic per item; categories come from the log when it has them) and one paid
 order per purchase row, whose order_id is the purchase's transaction_id. Nothing is invented beyond
-that: no extra events, no duplicates, no late re-exports.
+that: no extra events, no duplicates, no late re-exports, no intraday tables, no consent-denied pings, no
+query strings (every event consented, on the web stream). Each shard has the columns of its date
+(`ga4_schema.events_schema`): a 2017 log gives tables without the fields added since 2023. The product
+DB is written in the simulator layout, with an empty erasure_requests table.
 """
 
 from __future__ import annotations

@@ -35,6 +35,12 @@ class SchemaField:
     name: str
     avro_type: str  # one of ARROW_TYPES
     nullable: bool
+    categorical: bool = False  # "categorical": true -- values are `|`-separated categories
+    textual: bool = False  # "textual": true -- unstructured text, which filters cannot use
+
+    @property
+    def numeric(self) -> bool:
+        return self.avro_type in ("int", "long", "float", "double")
 
 
 def parse_avro_schema(text: str) -> list[SchemaField]:
@@ -43,6 +49,8 @@ def parse_avro_schema(text: str) -> list[SchemaField]:
         schema = json.loads(text)
     except json.JSONDecodeError as error:
         raise InvalidInputException(f"schema is not valid JSON: {error}") from None
+    except RecursionError:
+        raise InvalidInputException("schema is not valid JSON: it nests too deep") from None
     if not isinstance(schema, dict) or schema.get("type") != "record":
         raise InvalidInputException('schema must be an Avro record ({"type": "record", ...})')
     for key in ("name", "fields"):
@@ -58,8 +66,20 @@ def parse_avro_schema(text: str) -> list[SchemaField]:
         if name.upper() in seen:
             raise InvalidInputException(f"Avro schema field {name!r} appears twice")
         seen.add(name.upper())
-        fields.append(_parse_field(name, field.get("type")))
+        parsed = _parse_field(name, field.get("type"))
+        fields.append(SchemaField(
+            parsed.name, parsed.avro_type, parsed.nullable,
+            categorical=field.get("categorical") is True, textual=field.get("textual") is True,
+        ))
     return fields
+
+
+def field_named(fields: list[SchemaField], name: str) -> SchemaField | None:
+    """The schema's field called `name`, matched case-insensitively (as CSV headers are)."""
+    for field in fields:
+        if field.name.upper() == name.upper():
+            return field
+    return None
 
 
 def _parse_field(name: str, avro_type: object) -> SchemaField:

@@ -1,12 +1,24 @@
-"""Campaigns (what GetRecommendations serves) and batch inference jobs."""
+"""Campaigns (what GetRecommendations serves) and batch inference jobs.
+
+Following a solution (`campaignConfig.syncWithLatestSolutionVersion`), as the API reference describes
+it: with `true`, `solutionVersionArn` must name the solution as `<solutionArn>/$LATEST`, and the
+campaign "automatically updates to use the latest solution version". Here: the campaign deploys the
+solution's newest ACTIVE version at once, and each time another version of the solution becomes
+ACTIVE (trained FULL or UPDATE, by anyone) the campaign starts an update to it (`UPDATE PENDING` ->
+... -> `ACTIVE`, with `latestCampaignUpdate`, serving the previous version meanwhile). A campaign that
+is updating when a version finishes moves on when its update settles. `$LATEST` without sync deploys
+the newest ACTIVE version once. With `false` (the default) a campaign never moves by itself.
+DescribeCampaign shows the version being served in `solutionVersionArn`.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 
+from recsys_platform.shared.personalize_facts import LATEST_SOLUTION_VERSION_SUFFIX
 from recsys_platform.standins.local_personalize import lake_paths
-from recsys_platform.standins.local_personalize.arns import make_arn, parse_arn
+from recsys_platform.standins.local_personalize.arns import make_arn
 from recsys_platform.standins.local_personalize.errors import InvalidInputException, ResourceInUseException
 from recsys_platform.standins.local_personalize.job_runner import ACTIVE, JobContext, is_transient
 from recsys_platform.standins.local_personalize.resource_kinds import ResourceOperations
@@ -16,11 +28,39 @@ MAX_BATCH_RESULTS = 500
 UPDATABLE = (ACTIVE, "CREATE FAILED", "UPDATE FAILED")
 
 
+def follows_solution(config: dict | None) -> bool:
+    return bool((config or {}).get("syncWithLatestSolutionVersion"))
+
+
 class CampaignOperations(ResourceOperations):
     # ---- campaigns -------------------------------------------------------------------------------
 
+    def latest_active_version(self, solution_arn: str) -> dict | None:
+        versions = [
+            v for v in self._in_use_by("solution_version", "solutionArn", solution_arn) if v.get("status") == ACTIVE
+        ]
+        return max(versions, key=lambda v: (v["creationDateTime"], v["solutionVersionArn"]), default=None)
+
+    def _version_to_deploy(self, arn: str, config: dict | None, field: str = "solutionVersionArn") -> dict:
+        """The ACTIVE solution version `arn` names (`<solutionArn>/$LATEST`: the newest ACTIVE one)."""
+        if arn.endswith(LATEST_SOLUTION_VERSION_SUFFIX):
+            solution_arn = arn[: -len(LATEST_SOLUTION_VERSION_SUFFIX)]
+            self._get("solution", solution_arn, field)
+            latest = self.latest_active_version(solution_arn)
+            if latest is None:
+                raise InvalidInputException(
+                    f"Solution {solution_arn} has no ACTIVE solution version yet: $LATEST names none."
+                )
+            return latest
+        if follows_solution(config):
+            raise InvalidInputException(
+                f"campaignConfig.syncWithLatestSolutionVersion is true, so {field} must name the solution "
+                f"in <solutionArn>{LATEST_SOLUTION_VERSION_SUFFIX} format, not {arn}"
+            )
+        return self._get_active("solution_version", arn, field)
+
     def create_campaign(self, params: dict, region: str) -> dict:
-        version = self._get_active("solution_version", params["solutionVersionArn"], "solutionVersionArn")
+        version = self._version_to_deploy(params["solutionVersionArn"], params.get("campaignConfig"))
         record = {
             "name": params["name"],
             "campaignArn": make_arn(region, "campaign", params["name"]),
@@ -63,10 +103,7 @@ class CampaignOperations(ResourceOperations):
         return self._describe("campaign", params["campaignArn"], "campaignArn")
 
     def list_campaigns(self, params: dict, region: str) -> dict:
-        solution = params.get("solutionArn")
-        if solution:
-            parse_arn(solution, "solution", "solutionArn")
-        return self._list("campaign", region, params, lambda r: not solution or r["solutionArn"] == solution)
+        return self._list_under("campaign", region, params, "solutionArn", "solution")
 
     def update_campaign(self, params: dict, region: str) -> dict:
         arn = params["campaignArn"]
@@ -77,25 +114,54 @@ class CampaignOperations(ResourceOperations):
                     f"Campaign {arn} is {campaign['status']}; it can be updated when it is "
                     f"{' or '.join(UPDATABLE)}."
                 )
-            version_arn = params.get("solutionVersionArn") or campaign["solutionVersionArn"]
-            self._get_active("solution_version", version_arn, "solutionVersionArn")
-            now = time.time()
-            campaign["latestCampaignUpdate"] = {
-                "solutionVersionArn": version_arn,
-                "minProvisionedTPS": params.get("minProvisionedTPS") or campaign["minProvisionedTPS"],
-                "creationDateTime": now,
-                "lastUpdatedDateTime": now,
-                "status": "UPDATE PENDING",
-            }
-            if params.get("campaignConfig") or campaign.get("campaignConfig"):
-                config = params.get("campaignConfig") or campaign["campaignConfig"]
-                campaign["latestCampaignUpdate"]["campaignConfig"] = config
-            campaign.update(self.runner.new_job_fields("UPDATE"))
-            campaign.pop("failureReason", None)
-            campaign["lastUpdatedDateTime"] = now
-            self.store.put("campaign", campaign)
+            config = params.get("campaignConfig") or campaign.get("campaignConfig")
+            if params.get("solutionVersionArn"):
+                version = self._version_to_deploy(params["solutionVersionArn"], config)
+            elif follows_solution(config):
+                version = self._version_to_deploy(campaign["solutionArn"] + LATEST_SOLUTION_VERSION_SUFFIX, config)
+            else:
+                version = self._get_active("solution_version", campaign["solutionVersionArn"], "solutionVersionArn")
+            self._start_update(campaign, version["solutionVersionArn"], params.get("minProvisionedTPS"), config)
         self.runner.start("campaign", arn)
         return {"campaignArn": arn}
+
+    def _start_update(self, campaign: dict, version_arn: str, min_tps: int | None, config: dict | None) -> None:
+        """Record an update of the campaign to `version_arn` (call under the lock, then start the job)."""
+        now = time.time()
+        campaign["latestCampaignUpdate"] = {
+            "solutionVersionArn": version_arn,
+            "minProvisionedTPS": min_tps or campaign["minProvisionedTPS"],
+            "creationDateTime": now,
+            "lastUpdatedDateTime": now,
+            "status": "UPDATE PENDING",
+        }
+        if config:
+            campaign["latestCampaignUpdate"]["campaignConfig"] = config
+        campaign.update(self.runner.new_job_fields("UPDATE"))
+        campaign.pop("failureReason", None)
+        campaign["lastUpdatedDateTime"] = now
+        self.store.put("campaign", campaign)
+
+    def sync_campaigns(self, solution_arn: str) -> None:
+        """Move every campaign that follows `solution_arn` to its newest ACTIVE version, unless it is
+        busy (it is looked at again when its own job settles) or serves that version already."""
+        started = []
+        with self.store.locked():
+            latest = self.latest_active_version(solution_arn)
+            if latest is None:
+                return
+            for campaign in self._in_use_by("campaign", "solutionArn", solution_arn):
+                if not follows_solution(campaign.get("campaignConfig")) or campaign["status"] not in UPDATABLE:
+                    continue
+                tried = {campaign["solutionVersionArn"]}  # served, or the one its creation failed with
+                if campaign["status"] == "UPDATE FAILED":
+                    tried.add((campaign.get("latestCampaignUpdate") or {}).get("solutionVersionArn"))
+                if latest["solutionVersionArn"] in tried:
+                    continue  # serving it, or moving to it failed: never a retry loop
+                self._start_update(campaign, latest["solutionVersionArn"], None, campaign.get("campaignConfig"))
+                started.append(campaign["campaignArn"])
+        for arn in started:
+            self.runner.start("campaign", arn)
 
     def delete_campaign(self, params: dict, region: str) -> dict:
         arn = params["campaignArn"]
@@ -110,8 +176,8 @@ class CampaignOperations(ResourceOperations):
 
     def create_batch_inference_job(self, params: dict, region: str) -> dict:
         version = self._get_active("solution_version", params["solutionVersionArn"], "solutionVersionArn")
-        if params.get("filterArn"):
-            raise InvalidInputException("filterArn: filters are not supported by this service.")
+        if params.get("filterArn"):  # the filter must be usable with this version's dataset group
+            self.usable_filter(params["filterArn"], version["datasetGroupArn"])
         if params.get("batchInferenceJobMode", "BATCH_INFERENCE") != "BATCH_INFERENCE":
             raise InvalidInputException("batchInferenceJobMode: only BATCH_INFERENCE is supported.")
         num_results = params.get("numResults") or 25
@@ -140,6 +206,8 @@ class CampaignOperations(ResourceOperations):
         }
         if params.get("batchInferenceJobConfig"):
             record["batchInferenceJobConfig"] = params["batchInferenceJobConfig"]
+        if params.get("filterArn"):
+            record["filterArn"] = params["filterArn"]
         self._create("batch_inference_job", record)
         return {"batchInferenceJobArn": record["batchInferenceJobArn"]}
 
@@ -149,17 +217,16 @@ class CampaignOperations(ResourceOperations):
         model = self.load_model(job["solutionVersionArn"])
         source = lake_paths.lake_path(self.lake_root, job["jobInput"]["s3DataSource"]["path"], "jobInput")
         output_path = job["jobOutput"]["s3DataDestination"]["path"]
-        destination = lake_paths.lake_path(self.lake_root, output_path, "jobOutput")
-        run_batch_inference(model, source, destination, job["numResults"], context.check)
+        destination = lake_paths.output_folder(self.lake_root, output_path, "jobOutput")
+        allowed_for = None
+        if job.get("filterArn"):
+            version = self.store.get("solution_version", job["solutionVersionArn"]) or {}
+            filter_record = self.usable_filter(job["filterArn"], version.get("datasetGroupArn", ""))
+            allowed_for = lambda user, values: self.filter_predicate(filter_record, user, None, values)  # noqa: E731
+        run_batch_inference(model, source, destination, job["numResults"], context.check, allowed_for)
 
     def describe_batch_inference_job(self, params: dict, region: str) -> dict:
         return self._describe("batch_inference_job", params["batchInferenceJobArn"], "batchInferenceJobArn")
 
     def list_batch_inference_jobs(self, params: dict, region: str) -> dict:
-        version = params.get("solutionVersionArn")
-        if version:
-            parse_arn(version, "solution", "solutionVersionArn")
-        return self._list(
-            "batch_inference_job", region, params, lambda r: not version or r["solutionVersionArn"] == version
-        )
-
+        return self._list_under("batch_inference_job", region, params, "solutionVersionArn", "solution")

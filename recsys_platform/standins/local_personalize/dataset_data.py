@@ -6,7 +6,9 @@ an INCREMENTAL import appends to it. Training reads the parts back as an `Intera
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from recsys_platform.standins.local_personalize.avro_schemas import ARROW_TYPES, SchemaField
+from recsys_platform.standins.local_personalize.private_files import write_private
 from recsys_platform.modelling.recommenders.base import InteractionLog
 
 _BLOCK_SIZE = 4 << 20
@@ -75,7 +78,7 @@ def _converted(column: pa.Array, field: SchemaField, file_name: str, first_row: 
 
 def read_validated_csv(paths: list[Path], fields: list[SchemaField]) -> pa.Table:
     """All rows of the CSV files, typed by the schema. Rows are counted from 1 after the header."""
-    schema = pa.schema([pa.field(f.name, ARROW_TYPES[f.avro_type], nullable=f.nullable) for f in fields])
+    schema = arrow_schema(fields)
     tables = []
     for path in paths:
         header = _header(path)
@@ -120,11 +123,42 @@ def read_validated_csv(paths: list[Path], fields: list[SchemaField]) -> pa.Table
     return pa.concat_tables(tables)
 
 
+def arrow_schema(fields: list[SchemaField]) -> pa.Schema:
+    return pa.schema([pa.field(f.name, ARROW_TYPES[f.avro_type], nullable=f.nullable) for f in fields])
+
+
 def write_part(table: pa.Table, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_suffix(".tmp")
-    pq.write_table(table, temp)
-    temp.replace(path)
+    write_private(path, lambda handle: pq.write_table(table, handle))
+
+
+def tracked_events_table(lines: Iterable[dict], fields: list[SchemaField]) -> tuple[pa.Table, int]:
+    """Events recorded with PutEvents as rows of the Interactions dataset, and the newest receive time
+    among them (ns; 0 when none). As the service does: an anonymous event (sessionId only) belongs to
+    the userId that another event of the same session names, else to the sessionId; two events with the
+    same time and identical properties are kept once."""
+    lines = list(lines)
+    session_users = {line["s"]: line["u"] for line in lines if line.get("u") and line.get("s")}
+    columns: dict[str, list] = {field.name: [] for field in fields}
+    seen: set[tuple] = set()
+    mark = 0
+    for line in lines:
+        mark = max(mark, int(line.get("r", 0)))
+        user = line.get("u") or session_users.get(line.get("s")) or line.get("s")
+        properties = line.get("p") or {}
+        members = {
+            "USER_ID": user, "ITEM_ID": line["i"], "TIMESTAMP": int(line["t"]),
+            "EVENT_TYPE": line["e"], "EVENT_VALUE": line.get("v"),
+        }
+        identity = (user, line["i"], members["TIMESTAMP"], line["e"], line.get("v"), json.dumps(properties, sort_keys=True))
+        if identity in seen:
+            continue
+        seen.add(identity)
+        for field in fields:
+            upper = field.name.upper()
+            columns[field.name].append(members[upper] if upper in members else properties.get(field.name))
+    schema = arrow_schema(fields)
+    arrays = [pa.array(columns[field.name], type=schema.field(field.name).type) for field in fields]
+    return pa.Table.from_arrays(arrays, schema=schema), mark
 
 
 def read_parts(paths: list[Path]) -> pa.Table:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import shutil
 import time
-import urllib.parse
 from collections.abc import Callable
 
+from recsys_platform.shared.personalize_facts import (
+    INCREMENTAL_MINIMUM_DATASET_TYPES,
+    MIN_INCREMENTAL_IMPORT_RECORDS,
+)
 from recsys_platform.standins.local_personalize import avro_schemas, dataset_data, lake_paths
-from recsys_platform.standins.local_personalize.arns import make_arn, parse_arn
+from recsys_platform.standins.local_personalize.arns import make_arn
 from recsys_platform.standins.local_personalize.errors import (
     InvalidInputException,
     LimitExceededException,
@@ -16,6 +19,7 @@ from recsys_platform.standins.local_personalize.errors import (
     ResourceInUseException,
 )
 from recsys_platform.standins.local_personalize.job_runner import JobContext, JobFailed, is_transient
+from recsys_platform.standins.local_personalize.private_files import file_name
 from recsys_platform.standins.local_personalize.resource_kinds import ResourceOperations, public
 
 
@@ -49,11 +53,13 @@ class DatasetOperations(ResourceOperations):
         arn = params["datasetGroupArn"]
         with self.store.locked():
             record = self._get("dataset_group", arn, "datasetGroupArn")
-            users = self._in_use_by("dataset", "datasetGroupArn", arn)
-            users += self._in_use_by("solution", "datasetGroupArn", arn)
+            users = []
+            for kind in ("dataset", "solution", "event_tracker", "filter"):
+                users += self._in_use_by(kind, "datasetGroupArn", arn)
             if users or is_transient(record.get("status")):
                 raise ResourceInUseException(
-                    f"Dataset group {arn} is in use: delete its datasets and solutions first."
+                    f"Dataset group {arn} is in use: delete its event tracker, filters, solutions and "
+                    "datasets first."
                 )
             self.store.delete("dataset_group", arn)
         return {}
@@ -114,10 +120,7 @@ class DatasetOperations(ResourceOperations):
         return self._describe("dataset", params["datasetArn"], "datasetArn")
 
     def list_datasets(self, params: dict, region: str) -> dict:
-        group = params.get("datasetGroupArn")
-        if group:
-            self._get("dataset_group", group, "datasetGroupArn")
-        return self._list("dataset", region, params, lambda r: not group or r["datasetGroupArn"] == group)
+        return self._list_under("dataset", region, params, "datasetGroupArn", "dataset-group")
 
     def delete_dataset(self, params: dict, region: str) -> dict:
         arn = params["datasetArn"]
@@ -181,8 +184,16 @@ class DatasetOperations(ResourceOperations):
             raise JobFailed(f"Input CSV does not match the dataset's schema: {error}") from None
         if table.num_rows == 0:
             raise JobFailed(f"{job['dataSource']['dataLocation']}: no rows after the header.")
+        incremental = job["importMode"] == "INCREMENTAL"
+        if incremental and dataset["datasetType"] in INCREMENTAL_MINIMUM_DATASET_TYPES:
+            if table.num_rows < MIN_INCREMENTAL_IMPORT_RECORDS:
+                raise JobFailed(
+                    f"An INCREMENTAL import into an {dataset['datasetType']} dataset needs at least "
+                    f"{MIN_INCREMENTAL_IMPORT_RECORDS} new records; {job['dataSource']['dataLocation']} "
+                    f"has {table.num_rows}."
+                )
         context.check()
-        part_name = urllib.parse.quote(job["datasetImportJobArn"], safe="") + ".parquet"
+        part_name = file_name(job["datasetImportJobArn"], ".parquet")
         dataset_data.write_part(table, self._dataset_dir(job["datasetArn"]) / part_name)
 
         def apply(record: dict) -> None:
@@ -201,10 +212,4 @@ class DatasetOperations(ResourceOperations):
         return self._describe("dataset_import_job", params["datasetImportJobArn"], "datasetImportJobArn")
 
     def list_dataset_import_jobs(self, params: dict, region: str) -> dict:
-        dataset = params.get("datasetArn")
-        if dataset:
-            parse_arn(dataset, "dataset", "datasetArn")
-        return self._list(
-            "dataset_import_job", region, params, lambda r: not dataset or r["datasetArn"] == dataset
-        )
-
+        return self._list_under("dataset_import_job", region, params, "datasetArn", "dataset")

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from recsys_platform.standins.local_personalize.errors import ServiceError
+from recsys_platform.standins.local_personalize.errors import ServiceError, redact_paths
 from recsys_platform.standins.local_personalize.store import ARN_FIELDS, ResourceStore, write_json_atomically
 
 log = logging.getLogger(__name__)
@@ -36,11 +36,12 @@ ACTIVE = "ACTIVE"
 
 
 def status_of(phase: str, state: str) -> str:
-    return f"{phase} {state}"
+    """`CREATE PENDING`; a job without phases (a data deletion job) has plain `PENDING`."""
+    return f"{phase} {state}" if phase else state
 
 
 def is_transient(status: str | None) -> bool:
-    return bool(status) and status.endswith((" PENDING", " IN_PROGRESS", " STOPPING"))
+    return bool(status) and status.rsplit(" ", 1)[-1] in ("PENDING", "IN_PROGRESS", "STOPPING")
 
 
 class JobFailed(Exception):
@@ -79,9 +80,15 @@ class JobRunner:
         stale_after: float = 20.0,
         on_status: Callable[[str, dict, str], None] | None = None,
         max_running_jobs: int = 8,
+        done_statuses: dict[str, str] | None = None,
+        after_finish: Callable[[str, dict], None] | None = None,
     ) -> None:
         self.store = store
         self.workers = workers
+        # the status a finished job records, per kind: ACTIVE, or e.g. COMPLETED for a deletion job
+        self.done_statuses = dict(done_statuses or {})
+        # called outside the lock once a job finished successfully (e.g. campaigns following a solution)
+        self.after_finish = after_finish or (lambda kind, record: None)
         self.step_delay = step_delay
         self.stale_after = stale_after
         self.on_status = on_status or (lambda kind, record, status: None)
@@ -196,6 +203,8 @@ class JobRunner:
         """Store the record with its new status; call under the lock."""
         record["status"] = status
         record["lastUpdatedDateTime"] = time.time()
+        if record.get("failureReason"):
+            record["failureReason"] = redact_paths(str(record["failureReason"]))
         self.on_status(kind, record, status)
         self.store.put(kind, record)
 
@@ -233,7 +242,12 @@ class JobRunner:
                 self._set_status(kind, arn, in_progress, status_of(phase, "FAILED"), failureReason=reason)
                 return
             time.sleep(self.step_delay)
-            self._finish(kind, arn, in_progress, apply)
+            finished = self._finish(kind, arn, in_progress, apply)
+            if finished is not None:
+                try:
+                    self.after_finish(kind, finished)
+                except Exception:  # the job itself succeeded; what follows it must not undo that
+                    log.exception("job %s: the step after it failed", arn)
         except JobAbandoned:
             self._settle_stop(kind, arn)
         except Exception as error:  # recording the outcome failed: fail the job rather than leave it running
@@ -255,7 +269,10 @@ class JobRunner:
                 record["failureReason"] = reason
                 self._record_status(kind, record, status_of(record["_job"]["phase"], "FAILED"))
 
-    def _finish(self, kind: str, arn: str, in_progress: str, apply: Callable[[dict], None] | None) -> None:
+    def _finish(
+        self, kind: str, arn: str, in_progress: str, apply: Callable[[dict], None] | None
+    ) -> dict | None:
+        """Record the outcome; the finished record, or None when applying the result failed the job."""
         with self.store.locked():
             record = self.store.get(kind, arn)
             if not self.owns(record) or record["status"] != in_progress:
@@ -266,9 +283,10 @@ class JobRunner:
             except JobFailed as error:  # e.g. the dataset was deleted while its import ran
                 record["failureReason"] = str(error)
                 self._record_status(kind, record, status_of(record["_job"]["phase"], "FAILED"))
-            else:
-                record.pop("failureReason", None)
-                self._record_status(kind, record, ACTIVE)
+                return None
+            record.pop("failureReason", None)
+            self._record_status(kind, record, self.done_statuses.get(kind, ACTIVE))
+            return record
 
     # ---- recovery --------------------------------------------------------------------------------
 

@@ -6,24 +6,26 @@ answers are projected onto the members botocore's service model lists for each o
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import time
-import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
+from recsys_platform.modelling.recommenders.base import Recommender
+from recsys_platform.modelling.recommenders.model_files import ModelFileError
 from recsys_platform.standins.local_personalize.arns import parse_arn
 from recsys_platform.standins.local_personalize.errors import (
-    InvalidNextTokenException,
+    InternalFailure,
     ResourceAlreadyExistsException,
     ResourceInUseException,
     ResourceNotFoundException,
 )
 from recsys_platform.standins.local_personalize.job_runner import ACTIVE, JobRunner
+from recsys_platform.standins.local_personalize.pagination import paginate, sort_key
 from recsys_platform.standins.local_personalize.store import ARN_FIELDS, ResourceStore
-from recsys_platform.modelling.recommenders.base import Recommender
+
+MODEL_FILE = "model.npz"
+# what versions trained before the switch to npz left: never loaded (a pickle can run code)
+LEGACY_MODEL_FILE = "model.pkl"
 
 # kind -> (ARN resource type, Describe operation, its answer's key, List operation, its answer's key)
 KINDS = {
@@ -51,6 +53,17 @@ KINDS = {
         "ListBatchInferenceJobs",
         "batchInferenceJobs",
     ),
+    "filter": ("filter", "DescribeFilter", "filter", "ListFilters", "Filters"),
+    "event_tracker": (
+        "event-tracker", "DescribeEventTracker", "eventTracker", "ListEventTrackers", "eventTrackers",
+    ),
+    "data_deletion_job": (
+        "data-deletion-job",
+        "DescribeDataDeletionJob",
+        "dataDeletionJob",
+        "ListDataDeletionJobs",
+        "dataDeletionJobs",
+    ),
 }
 LABELS = {
     "dataset_group": "Dataset group",
@@ -61,6 +74,9 @@ LABELS = {
     "solution_version": "Solution version",
     "campaign": "Campaign",
     "batch_inference_job": "Batch inference job",
+    "filter": "Filter",
+    "event_tracker": "Event tracker",
+    "data_deletion_job": "Data deletion job",
 }
 
 
@@ -90,14 +106,15 @@ class ResourceOperations:
             raise ResourceInUseException(f"{LABELS[kind]} {arn} is not ACTIVE (status {record['status']}).")
         return record
 
-    def _create(self, kind: str, record: dict, start_job: bool = True) -> None:
-        """Store a new record (ResourceAlreadyExistsException if its ARN is taken) and start its job."""
+    def _create(self, kind: str, record: dict, start_job: bool = True, phase: str = "CREATE") -> None:
+        """Store a new record (ResourceAlreadyExistsException if its ARN is taken) and start its job
+        (`phase` "" for a job whose statuses have no phase: PENDING, IN_PROGRESS ...)."""
         arn = record[ARN_FIELDS[kind]]
         now = time.time()
         record.setdefault("creationDateTime", now)
         record["lastUpdatedDateTime"] = now
         if start_job:
-            record.update(self.runner.new_job_fields())
+            record.update(self.runner.new_job_fields(phase))
         with self.store.locked():
             if self.store.get(kind, arn) is not None:
                 raise ResourceAlreadyExistsException(f"{LABELS[kind]} {arn} already exists.")
@@ -109,45 +126,61 @@ class ResourceOperations:
         return {KINDS[kind][2]: public(self._get(kind, arn, field), self.describe_fields[kind])}
 
     def _list(
-        self, kind: str, region: str, params: dict, keep: Callable[[dict], bool] = lambda r: True
+        self,
+        kind: str,
+        region: str,
+        params: dict,
+        scope: dict | None = None,
+        keep: Callable[[dict], bool] = lambda r: True,
     ) -> dict:
-        max_results = params.get("maxResults") or 100
-        offset = self._decode_token(params.get("nextToken"))
+        """One page of a List* answer. `scope`: the request's filter members, which `keep` applies."""
         records = [r for r in self.store.all(kind) if r.get("_region") == region and keep(r)]
-        records.sort(key=lambda r: (-r.get("creationDateTime", 0), r[ARN_FIELDS[kind]]))
-        page = self.runner.recover(kind, records[offset : offset + max_results])
+        arn_field = ARN_FIELDS[kind]
+        page, token = paginate(
+            records, lambda r: sort_key(r, arn_field), KINDS[kind][3], {"region": region, **(scope or {})}, params
+        )
+        page = self.runner.recover(kind, page)
         answer = {KINDS[kind][4]: [public(r, self.summary_fields[kind]) for r in page]}
-        if offset + max_results < len(records):
-            next_page = json.dumps({"offset": offset + max_results}).encode()
-            answer["nextToken"] = base64.urlsafe_b64encode(next_page).decode()
+        if token:
+            answer["nextToken"] = token
         return answer
 
-    @staticmethod
-    def _decode_token(token: str | None) -> int:
-        if not token:
-            return 0
-        try:
-            offset = json.loads(base64.urlsafe_b64decode(token.encode()))["offset"]
-        except (binascii.Error, ValueError, KeyError, TypeError):
-            raise InvalidNextTokenException(
-                f"nextToken {token!r} is not a token this service issued."
-            ) from None
-        if not isinstance(offset, int) or offset < 0:
-            raise InvalidNextTokenException(f"nextToken {token!r} is not a token this service issued.")
-        return offset
+    def _list_under(self, kind: str, region: str, params: dict, member: str, arn_type: str) -> dict:
+        """A List* answer filtered by a parent (`datasetGroupArn`, `solutionArn`, ...) when given. A
+        parent that does not exist lists nothing (these operations have no ResourceNotFoundException
+        in the service's model); an ARN of another kind is the caller's mistake."""
+        value = params.get(member)
+        if value:
+            parse_arn(value, arn_type, member)
+        scope = {member: value} if value else {}
+        return self._list(kind, region, params, scope, lambda r: not value or r.get(member) == value)
 
     def _in_use_by(self, kind: str, field: str, arn: str) -> list[dict]:
         return [r for r in self.store.all(kind) if r.get(field) == arn]
 
     def _dataset_dir(self, dataset_arn: str) -> Path:
-        return self.store.data_dir("datasets", urllib.parse.quote(dataset_arn, safe=""))
+        return self.store.resource_dir("datasets", dataset_arn)
 
     def model_path(self, solution_version_arn: str) -> Path:
-        return self.store.data_dir("models", urllib.parse.quote(solution_version_arn, safe=""), "model.pkl")
+        return self.store.resource_dir("models", solution_version_arn) / MODEL_FILE
 
     def load_model(self, solution_version_arn: str) -> Recommender:
         path = self.model_path(solution_version_arn)
-        if not path.is_file():
-            raise ResourceNotFoundException(f"Solution version {solution_version_arn} has no trained model.")
-        return Recommender.load(path)
-
+        try:
+            with path.open("rb") as handle:  # a file object: no path ends up in a message
+                return Recommender.load(handle)
+        except FileNotFoundError:
+            if path.with_name(LEGACY_MODEL_FILE).is_file():
+                raise InternalFailure(
+                    f"Solution version {solution_version_arn} was trained by an earlier version of this "
+                    "server, which stored models as pickles; they are not loaded (loading a pickle can "
+                    "run code). Train a new solution version."
+                ) from None
+            raise ResourceNotFoundException(
+                f"Solution version {solution_version_arn} has no trained model."
+            ) from None
+        except ModelFileError as error:
+            raise InternalFailure(
+                f"the model of solution version {solution_version_arn} cannot be read ({error}); "
+                "train a new solution version"
+            ) from None

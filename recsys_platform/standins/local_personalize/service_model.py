@@ -4,13 +4,15 @@ installed service model, so the server accepts and answers exactly what boto3 se
 from __future__ import annotations
 
 import functools
+import json
+import math
 import re
 from typing import Any
 
 import botocore.session
 from botocore.model import OperationModel, ServiceModel, Shape
 
-from recsys_platform.standins.local_personalize.errors import InvalidInputException
+from recsys_platform.standins.local_personalize.errors import InvalidInputException, SerializationException
 
 
 @functools.cache
@@ -31,18 +33,25 @@ def _compiled(pattern: str) -> re.Pattern | None:
 
 
 def validate_input(operation_name: str, params: dict, service: str = "personalize") -> None:
-    """Check what botocore leaves to the service: patterns, maximum lengths and enums, and required
-    members (for clients that skip botocore's own validation)."""
+    """Check what botocore leaves to the service: the JSON type of every member (a wrong type is a
+    SerializationException, as AWS answers a body it cannot bind), then patterns, lengths, ranges and
+    enums, and required members (InvalidInputException: the model's error for bad values)."""
     _validate(operation(operation_name, service).input_shape, params, "")
+
+
+def _type_error(label: str, expected: str, value: Any) -> SerializationException:
+    shown = json.dumps(value) if isinstance(value, (int, float, bool)) or value is None else type(value).__name__
+    return SerializationException(f"{label} must be {expected}, got {shown}")
 
 
 def _validate(shape: Shape, value: Any, where: str) -> None:
     if value is None:
         return
     label = where or "request"
-    if shape.type_name == "structure":
+    kind = shape.type_name
+    if kind == "structure":
         if not isinstance(value, dict):
-            raise InvalidInputException(f"{label} must be an object")
+            raise _type_error(label, "an object", value)
         for required in shape.required_members:
             if value.get(required) is None:
                 raise InvalidInputException(f"{_join(where, required)} is required")
@@ -50,37 +59,56 @@ def _validate(shape: Shape, value: Any, where: str) -> None:
             member = shape.members.get(key)
             if member is not None:
                 _validate(member, member_value, _join(where, key))
-    elif shape.type_name == "list":
+    elif kind == "list":
         if not isinstance(value, list):
-            raise InvalidInputException(f"{label} must be a list")
+            raise _type_error(label, "a list", value)
         _check_length(shape, len(value), label)
         for index, item in enumerate(value):
             _validate(shape.member, item, f"{label}[{index}]")
-    elif shape.type_name == "map":
+    elif kind == "map":
         if not isinstance(value, dict):
-            raise InvalidInputException(f"{label} must be an object")
+            raise _type_error(label, "an object", value)
         _check_length(shape, len(value), label)
         for key, item in value.items():
+            _validate(shape.key, key, f"{label} key")
             _validate(shape.value, item, f"{label}.{key}")
-    elif shape.type_name == "string":
+    elif kind == "string":
         if not isinstance(value, str):
-            raise InvalidInputException(f"{label} must be a string")
+            raise _type_error(label, "a string", value)
         _check_length(shape, len(value), label)
         pattern = shape.metadata.get("pattern")
         compiled = _compiled(pattern) if pattern else None
         if compiled is not None and not compiled.search(value):
-            raise InvalidInputException(f"{label} {value!r} does not match the pattern {pattern}")
+            raise InvalidInputException(f"{label} {_shown(value)} does not match the pattern {pattern}")
         if shape.enum and value not in shape.enum:
-            raise InvalidInputException(f"{label} {value!r} must be one of {', '.join(shape.enum)}")
-    elif shape.type_name in ("integer", "long", "double", "float"):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise InvalidInputException(f"{label} must be a number")
-        if "min" in shape.metadata and value < shape.metadata["min"]:
-            raise InvalidInputException(f"{label} must be at least {shape.metadata['min']}")
-        if "max" in shape.metadata and value > shape.metadata["max"]:
-            raise InvalidInputException(f"{label} must be at most {shape.metadata['max']}")
-    elif shape.type_name == "boolean" and not isinstance(value, bool):
-        raise InvalidInputException(f"{label} must be true or false")
+            raise InvalidInputException(f"{label} {_shown(value)} must be one of {', '.join(shape.enum)}")
+    elif kind in ("integer", "long"):
+        # JSON has one number type; 2.5 (or 2.0, or true) where the model says integer is not one
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _type_error(label, "an integer", value)
+        _check_range(shape, value, label)
+    elif kind in ("double", "float"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise _type_error(label, "a finite number", value)
+        _check_range(shape, value, label)
+    elif kind == "timestamp":
+        # botocore sends epoch seconds for JSON protocols
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise _type_error(label, "a timestamp in epoch seconds", value)
+    elif kind == "boolean" and not isinstance(value, bool):
+        raise _type_error(label, "true or false", value)
+
+
+def _check_range(shape: Shape, value: float, label: str) -> None:
+    if "min" in shape.metadata and value < shape.metadata["min"]:
+        raise InvalidInputException(f"{label} must be at least {shape.metadata['min']}, got {value}")
+    if "max" in shape.metadata and value > shape.metadata["max"]:
+        raise InvalidInputException(f"{label} must be at most {shape.metadata['max']}, got {value}")
+
+
+def _shown(value: str) -> str:
+    """A value quoted in a message, cut short: messages stay small whatever was sent."""
+    return repr(value) if len(value) <= 80 else repr(value[:80]) + f"... ({len(value)} characters)"
 
 
 def _check_length(shape: Shape, length: int, label: str) -> None:

@@ -8,8 +8,10 @@ import shutil
 import time
 from collections.abc import Callable
 
-from recsys_platform.standins.local_personalize import dataset_data, model_training
-from recsys_platform.standins.local_personalize.arns import make_arn, parse_arn, recipe_name
+import pyarrow as pa
+
+from recsys_platform.standins.local_personalize import avro_schemas, dataset_data, model_training
+from recsys_platform.standins.local_personalize.arns import make_arn, recipe_name
 from recsys_platform.standins.local_personalize.errors import (
     InvalidInputException,
     LimitExceededException,
@@ -17,7 +19,9 @@ from recsys_platform.standins.local_personalize.errors import (
     ResourceInUseException,
 )
 from recsys_platform.standins.local_personalize.job_runner import ACTIVE, JobContext, JobFailed, is_transient
+from recsys_platform.standins.local_personalize.private_files import write_private
 from recsys_platform.standins.local_personalize.resource_kinds import ResourceOperations, public
+from recsys_platform.standins.local_personalize.tracked_events import EVENTS_FILE, read_lines
 from recsys_platform.shared.personalize_facts import allows_update_training
 
 DEFAULT_AUTO_TRAINING_SCHEDULE = "rate(7 days)"
@@ -73,10 +77,7 @@ class SolutionOperations(ResourceOperations):
         return answer
 
     def list_solutions(self, params: dict, region: str) -> dict:
-        group = params.get("datasetGroupArn")
-        if group:
-            parse_arn(group, "dataset-group", "datasetGroupArn")
-        return self._list("solution", region, params, lambda r: not group or r["datasetGroupArn"] == group)
+        return self._list_under("solution", region, params, "datasetGroupArn", "dataset-group")
 
     def delete_solution(self, params: dict, region: str) -> dict:
         arn = params["solutionArn"]
@@ -161,13 +162,12 @@ class SolutionOperations(ResourceOperations):
         in_group = self._in_use_by("dataset", "datasetGroupArn", version["datasetGroupArn"])
         datasets = {d["datasetType"]: d for d in in_group}
         interactions = datasets.get("Interactions")
-        if not interactions or not interactions.get("_parts"):
+        table, mark = self._interactions_table(interactions)
+        if table is None:
             raise JobFailed(
-                f"Dataset group {version['datasetGroupArn']} has no imported interactions: "
-                "import an Interactions dataset before training."
+                f"Dataset group {version['datasetGroupArn']} has no imported interactions: import an Interactions "
+                "dataset (or record events with an event tracker) before training."
             )
-        folder = self._dataset_dir(interactions["datasetArn"])
-        table = dataset_data.read_parts([folder / part for part in interactions["_parts"]])
         settings = model_training.training_settings(version)
         log = model_training.filter_interactions(dataset_data.interaction_log(table), settings)
         model_training.check_minimums(log)
@@ -175,40 +175,49 @@ class SolutionOperations(ResourceOperations):
         started = time.monotonic()
         trained = model_training.train(log, settings, catalog=self._catalog(datasets.get("Items")))
         context.check()
-        model_path = self.model_path(version["solutionVersionArn"])
-        model_path.parent.mkdir(parents=True, exist_ok=True)
-        temp = model_path.with_suffix(".tmp")
-        trained.model.save(temp)
-        temp.replace(model_path)
+        write_private(self.model_path(version["solutionVersionArn"]), trained.model.save)
         hours = (time.monotonic() - started) / 3600
 
         def apply(record: dict) -> None:
             record["_metrics"] = trained.metrics
             record["_users_scored"] = trained.users_scored
             record["_interactions"] = len(log)
+            # events recorded after this are folded into users' histories at request time
+            record["_events_mark"] = mark
             record["trainingHours"] = hours
 
         return apply
 
+    def _interactions_table(self, interactions: dict | None) -> tuple[pa.Table | None, int]:
+        """The Interactions dataset's rows: bulk imports and events recorded with PutEvents; and the
+        newest event's receive time (0 without events). None when there are no rows at all."""
+        if interactions is None:
+            return None, 0
+        folder = self._dataset_dir(interactions["datasetArn"])
+        fields = avro_schemas.parse_avro_schema(self.store.get("schema", interactions["schemaArn"])["schema"])
+        events, mark = dataset_data.tracked_events_table(read_lines(folder / EVENTS_FILE), fields)
+        parts = interactions.get("_parts") or []
+        if not parts:
+            return (events if events.num_rows else None), mark
+        bulk = dataset_data.read_parts([folder / part for part in parts])
+        if events.num_rows:
+            bulk = pa.concat_tables([bulk, events.cast(bulk.schema)])
+        return bulk, mark
+
     def _catalog(self, items_dataset: dict | None) -> list[str]:
-        """The items dataset's ITEM_IDs: coverage counts against the whole catalogue."""
-        if not items_dataset or not items_dataset.get("_parts"):
+        """The items dataset's ITEM_IDs (bulk and PutItems): coverage counts against the whole catalogue."""
+        if not items_dataset:
             return []
-        folder = self._dataset_dir(items_dataset["datasetArn"])
-        table = dataset_data.read_parts([folder / part for part in items_dataset["_parts"]])
-        column = next(name for name in table.column_names if name.upper() == "ITEM_ID")
-        return [str(item) for item in table.column(column).to_pylist()]
+        records, _ = self.views.records(items_dataset["datasetGroupArn"], "Items")
+        return list(records)
 
     def describe_solution_version(self, params: dict, region: str) -> dict:
         return self._describe("solution_version", params["solutionVersionArn"], "solutionVersionArn")
 
     def list_solution_versions(self, params: dict, region: str) -> dict:
-        solution = params.get("solutionArn")
-        if solution:
-            self._get("solution", solution, "solutionArn")
-        return self._list(
-            "solution_version", region, params, lambda r: not solution or r["solutionArn"] == solution
-        )
+        if params.get("solutionArn"):  # the one List* whose model has ResourceNotFoundException
+            self._get("solution", params["solutionArn"], "solutionArn")
+        return self._list_under("solution_version", region, params, "solutionArn", "solution")
 
     def stop_solution_version_creation(self, params: dict, region: str) -> dict:
         arn = params["solutionVersionArn"]

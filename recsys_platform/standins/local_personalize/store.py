@@ -3,6 +3,7 @@
 Several processes share one folder (`recsys-platform serve` and the servers that pipeline runs start
 in-process), so every read-modify-write holds an exclusive `fcntl` lock on the folder's lock file and
 every write replaces the file atomically (temp file + `os.replace`): a reader never sees half a record.
+Folders are created 0700 and files 0600 (`private_files`): the state is the users' data.
 """
 
 from __future__ import annotations
@@ -11,11 +12,17 @@ import contextlib
 import fcntl
 import json
 import os
-import tempfile
 import threading
-import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from recsys_platform.standins.local_personalize.private_files import (
+    file_name,
+    make_private_dir,
+    open_private,
+    tighten,
+    write_private_bytes,
+)
 
 # resource kind -> the member that holds its ARN
 ARN_FIELDS = {
@@ -27,26 +34,20 @@ ARN_FIELDS = {
     "solution_version": "solutionVersionArn",
     "campaign": "campaignArn",
     "batch_inference_job": "batchInferenceJobArn",
+    "filter": "filterArn",
+    "event_tracker": "eventTrackerArn",
+    "data_deletion_job": "dataDeletionJobArn",
 }
 
 
 def write_json_atomically(path: Path, value: object) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            json.dump(value, handle, sort_keys=True)
-        os.replace(temp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp_name)
-        raise
+    write_private_bytes(path, json.dumps(value, sort_keys=True).encode("utf-8"))
 
 
 class ResourceStore:
     def __init__(self, state_dir: Path) -> None:
-        self.state_dir = Path(state_dir)
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.state_dir = make_private_dir(Path(state_dir))
+        tighten(self.state_dir)  # state left by an earlier version with the umask's modes
         self._lock_path = self.state_dir / ".lock"
         # flock excludes other processes; this lock orders the threads of this process around it.
         self._thread_lock = threading.RLock()
@@ -58,7 +59,7 @@ class ResourceStore:
         """Exclusive access to the whole state folder (re-entrant within a thread)."""
         with self._thread_lock:
             if self._depth == 0:
-                self._lock_file = open(self._lock_path, "a+")
+                self._lock_file = os.fdopen(open_private(self._lock_path, os.O_RDWR), "r+b")
                 fcntl.flock(self._lock_file, fcntl.LOCK_EX)
             self._depth += 1
             try:
@@ -71,7 +72,7 @@ class ResourceStore:
                     self._lock_file = None
 
     def _path(self, kind: str, arn: str) -> Path:
-        return self.state_dir / kind / (urllib.parse.quote(arn, safe="") + ".json")
+        return self.state_dir / kind / file_name(arn, ".json")
 
     def get(self, kind: str, arn: str) -> dict | None:
         try:
@@ -110,3 +111,7 @@ class ResourceStore:
 
     def data_dir(self, *parts: str) -> Path:
         return self.state_dir.joinpath(*parts)
+
+    def resource_dir(self, area: str, arn: str) -> Path:
+        """The folder holding a resource's data (a dataset's rows, a version's model)."""
+        return self.state_dir / area / file_name(arn)

@@ -1,52 +1,56 @@
--- ga4_events: the GA4 export's daily shards merged into one table partitioned by event_date.
--- One row per event: exact re-deliveries (same event identity) are collapsed to one deterministic copy.
--- Event identity: stream, pseudo user, microsecond timestamp, name, session and page. A re-delivered
--- event repeats all of them; two real events never share them all (GA4 timestamps are microseconds).
--- Rows that cannot be an event (no timestamp, name or pseudo user id) are dropped; ga4_events_drops.sql
--- counts them so the materialization reports what was dropped and why.
-WITH shard_events AS (
+-- ga4_events: the GA4 export merged into one table partitioned by event_date. Every export column is kept
+-- (a field GA4 adds later is added to the table), one row per event, plus what later models need:
+--   event_key       the event's identity. Where GA4's batch fields exist (July 2024 on): stream, pseudo
+--                   user, batch_page_id, batch_ordering_id, batch_event_index, microsecond timestamp, event
+--                   name (the batch fields tell apart events that share a timestamp). On older rows: stream,
+--                   pseudo user, microsecond timestamp, event name, session id, page_location.
+--   source_table    the export table the row came from (events_ / intraday_ / fresh_ + day)
+--   ga_session_id, page_location, page_referrer (URLs without personal data: scrub_url)
+--   analytics_consent_denied  a cookieless ping (no analytics consent): kept here, out of stitching and
+--                   interactions
+-- Re-deliveries of an event collapse to one copy: the first delivered (lowest event_bundle_sequence_id,
+-- then server offset, then source table, then content). A user_id that is an e-mail address is refused
+-- (NULL). Rows that cannot be events are left out and counted by ga4_events_drops.sql.
+WITH events AS (
   SELECT
-    CAST(CONCAT(SUBSTR(event_date, 1, 4), '-', SUBSTR(event_date, 5, 2), '-', SUBSTR(event_date, 7, 2)) AS DATE)
-      AS event_date,
-    event_timestamp,
-    event_name,
-    event_params,
-    event_previous_timestamp,
-    event_bundle_sequence_id,
-    event_server_timestamp_offset,
-    user_id,
-    user_pseudo_id,
-    user_first_touch_timestamp,
-    device,
-    geo,
-    traffic_source,
-    stream_id,
-    platform,
-    ecommerce,
-    items,
-    (SELECT p.value.int_value FROM UNNEST(event_params) AS p WHERE p.key = 'ga_session_id') AS ga_session_id,
-    (SELECT p.value.string_value FROM UNNEST(event_params) AS p WHERE p.key = 'page_location') AS page_location,
-    _TABLE_SUFFIX AS source_shard
-  FROM analytics.`events_*`
-  WHERE _TABLE_SUFFIX BETWEEN @first_suffix AND @last_suffix
-    AND event_timestamp IS NOT NULL
-    AND event_name IS NOT NULL
-    AND user_pseudo_id IS NOT NULL
-),
-keyed AS (
-  SELECT
-    *,
+    * EXCEPT (drop_reason, parsed_event_date, raw_page_location, raw_page_referrer)
+      REPLACE (parsed_event_date AS event_date, IF(LOOKS_LIKE_EMAIL(user_id), NULL, user_id) AS user_id),
+    SCRUB_URL(raw_page_location) AS page_location,
+    SCRUB_URL(raw_page_referrer) AS page_referrer,
+    user_pseudo_id IS NULL OR IFNULL(privacy_info.analytics_storage, '') = 'No' AS analytics_consent_denied,
     TO_HEX(MD5(CONCAT(
-      IFNULL(stream_id, ''), '|', user_pseudo_id, '|', CAST(event_timestamp AS STRING), '|', event_name, '|',
-      IFNULL(CAST(ga_session_id AS STRING), ''), '|', IFNULL(page_location, '')
+      IFNULL(CAST(stream_id AS STRING), ''), '|', IFNULL(user_pseudo_id, ''), '|',
+      IF(
+        batch_page_id IS NOT NULL AND batch_ordering_id IS NOT NULL AND batch_event_index IS NOT NULL,
+        CONCAT('batch|', CAST(batch_page_id AS STRING), '|', CAST(batch_ordering_id AS STRING), '|',
+               CAST(batch_event_index AS STRING), '|', CAST(event_timestamp AS STRING), '|', event_name),
+        CONCAT('time|', CAST(event_timestamp AS STRING), '|', event_name, '|',
+               IFNULL(CAST(ga_session_id AS STRING), ''), '|', IFNULL(raw_page_location, ''))
+      )
     ))) AS event_key
-  FROM shard_events
+  FROM fragments.ga4_export_rows
+  WHERE drop_reason IS NULL
+),
+-- Most events arrive once: only the keys seen more than once need a choice, so the wide rows go
+-- through a window only for those (a window over every row costs twice the copy on DuckDB).
+repeated_keys AS (
+  SELECT event_key
+  FROM events
+  GROUP BY event_key
+  HAVING COUNT(*) > 1
 )
 SELECT *
-FROM keyed
-WHERE event_date BETWEEN @first_day AND @last_day
-QUALIFY ROW_NUMBER() OVER (
-  PARTITION BY event_key
-  -- Which copy survives is fixed: the first delivered (lowest bundle, then smallest server offset).
-  ORDER BY event_bundle_sequence_id, event_server_timestamp_offset, source_shard
-) = 1
+FROM events
+WHERE event_key NOT IN (SELECT event_key FROM repeated_keys)
+UNION ALL
+SELECT *
+FROM (
+  SELECT *
+  FROM events
+  WHERE event_key IN (SELECT event_key FROM repeated_keys)
+  QUALIFY ROW_NUMBER() OVER (
+    PARTITION BY event_key
+    ORDER BY event_bundle_sequence_id, event_server_timestamp_offset, source_table,
+      TO_JSON_STRING(event_params), TO_JSON_STRING(items)
+  ) = 1
+)

@@ -1,8 +1,10 @@
--- The items dataset: the product DB's catalogue. CATEGORIES is a multi-value categorical
--- ("l1|l2"), so a '|' inside a category name is replaced to keep the levels apart.
+-- The items dataset: the product DB's catalogue (shop.items: the replica through the product DB contract).
+-- CATEGORIES is a multi-value categorical ("l1|l2"), so a '|' inside a category name is replaced to keep the
+-- levels apart. IS_AVAILABLE is the categorical string 'True'/'False': Personalize ignores boolean fields in
+-- training and filters.
 SELECT
-  CAST(item_id AS STRING) AS ITEM_ID,
-  CAST(price AS FLOAT64) AS PRICE,
+  item_id AS ITEM_ID,
+  price AS PRICE,
   NULLIF(
     CONCAT(
       COALESCE(REPLACE(category_l1, '|', '/'), ''),
@@ -11,7 +13,7 @@ SELECT
     ),
     ''
   ) AS CATEGORIES,
-  is_available AS IS_AVAILABLE,
-  UNIX_SECONDS(CAST(created_at AS TIMESTAMP)) AS CREATION_TIMESTAMP
-FROM product_db.items
+  CASE is_available WHEN TRUE THEN 'True' WHEN FALSE THEN 'False' END AS IS_AVAILABLE,
+  UNIX_SECONDS(created_at) AS CREATION_TIMESTAMP
+FROM shop.items
 ORDER BY ITEM_ID

@@ -1,6 +1,6 @@
--- The users dataset: the product DB's registered users.
+-- The users dataset: the product DB's registered users (shop.users: the replica through the contract).
 SELECT
-  CAST(user_id AS STRING) AS USER_ID,
-  UNIX_SECONDS(CAST(created_at AS TIMESTAMP)) AS SIGNUP_TIMESTAMP
-FROM product_db.users
+  user_id AS USER_ID,
+  UNIX_SECONDS(created_at) AS SIGNUP_TIMESTAMP
+FROM shop.users
 ORDER BY USER_ID

@@ -141,7 +141,9 @@ def _measure(home: str, repeats: int, result_file: str) -> None:
         counter = _Counter()
         real_connect = duckdb.connect
         warehouse_class = type(warehouse)
-        real_listing = warehouse_class.list_export_shards
+        # the listing method of the warehouse interface (renamed list_export_shards -> list_export_tables)
+        listing_name = next(n for n in ("list_export_tables", "list_export_shards") if hasattr(warehouse_class, n))
+        real_listing = getattr(warehouse_class, listing_name)
 
         def connect(*args, **kwargs):
             counter.connections += 1
@@ -156,12 +158,12 @@ def _measure(home: str, repeats: int, result_file: str) -> None:
                 counter.listing_seconds += time.perf_counter() - began
 
         duckdb.connect = connect
-        warehouse_class.list_export_shards = listing
+        setattr(warehouse_class, listing_name, listing)
         try:
             _, data = tick(cursor)
         finally:
             duckdb.connect = real_connect
-            warehouse_class.list_export_shards = real_listing
+            setattr(warehouse_class, listing_name, real_listing)
         reads = [s for s in counter.statements if "events_2" in s and "__TABLES__" not in s]
         return {"list_export_shards_calls": counter.listings,
                 "list_export_shards_seconds": round(counter.listing_seconds, 4), "connections": counter.connections,

@@ -90,10 +90,35 @@ def _run_demo(args, settings) -> int:
         print("GA4 day job failed")
         return 1
     print(f"ga4_daily_job over {first_day}..{yesterday} as one run  [{time.perf_counter() - started:.1f}s]")
+    _print_merge(result)
     _print_rows(defs.resources["warehouse"], first_day, yesterday)
     if args.skip_personalize:
         return 0
     return _run_personalize(defs, instance, training_date=yesterday)
+
+
+def _print_merge(result) -> None:
+    """What the merge read and left behind: the export table each day came from, consent, scrubbed PII."""
+    # A range run reports each day, with the same metadata (the step covered the whole range).
+    merged = next(e.materialization for e in result.get_asset_materialization_events()
+                  if e.materialization.asset_key.to_user_string() == "ga4_events")
+    meta = {k: v.value for k, v in merged.metadata.items()}
+    kinds: dict[str, list[str]] = {}
+    for day, table in sorted(meta["sources"].items()):
+        kind = "intraday" if table.startswith("events_intraday_") else "fresh" if table.startswith("events_fresh_") \
+            else "daily"
+        kinds.setdefault(kind, []).append(day)
+    print("\nGA4 merge")
+    for kind, days in kinds.items():
+        print(f"  {len(days):>3} day(s) from the {kind} table" + (f": {', '.join(days)}" if kind != "daily" else ""))
+    print(f"  {meta['rows_read']:,} rows read, {meta['dagster/row_count']:,} events kept, "
+          f"{meta['duplicates_removed']:,} re-deliveries collapsed, "
+          f"{sum(v for k, v in meta.items() if k.startswith('dropped_')):,} unusable rows left out")
+    print(f"  consent denied (cookieless pings, kept out of interactions): {meta['consent_denied_rows']:,} "
+          f"({meta['consent_denied_share']:.1%})")
+    print(f"  page URLs whose query string was cut to the allow-list (e-mails, tokens...): "
+          f"{meta['page_locations_scrubbed']:,}; "
+          f"e-mail addresses refused as user_id: {meta['user_ids_refused_as_email']:,}")
 
 
 def _print_rows(warehouse, first_day: dt.date, last_day: dt.date) -> None:

@@ -6,7 +6,7 @@ RECSYS_HOME ?= $(CURDIR)/.recsys
 export RECSYS_HOME
 export DAGSTER_HOME := $(RECSYS_HOME)/dagster_home
 
-.PHONY: setup demo test dev bench serve clean
+.PHONY: setup demo demo-aws test dev bench serve clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 
 demo: setup $(DAGSTER_HOME)/dagster.yaml
 	DAGSTER_DISABLE_TELEMETRY=1 $(VENV)/bin/recsys-platform demo
+
+# The aws deployment (RECSYS_ENV=aws) whole on this machine: BigQuery, S3/STS/IAM (moto) and Personalize
+# stand-ins on loopback, reached by the real clients; only endpoint settings differ from production.
+demo-aws: setup
+	DAGSTER_DISABLE_TELEMETRY=1 $(VENV)/bin/recsys-platform demo-aws
 
 test: setup
 	$(VENV)/bin/lint-imports

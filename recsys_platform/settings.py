@@ -67,11 +67,12 @@ class LocalPaths:
 
 @dataclass(frozen=True)
 class PlatformSettings:
-    """What every definition depends on: the deployment, the GA4 property and its calendar."""
+    """What every definition depends on: the deployment, the GA4 properties and their calendar."""
 
     deployment: str
     home: Path
-    ga4_property_id: str
+    # Every GA4 property merged into the one ga4_events table; most deployments read one.
+    ga4_property_ids: tuple[str, ...]
     timezone: str
     start_date: dt.date
     # A shipped product DB contract's name (simulator, datastream) or a YAML file (defs/product_db/contracts/).
@@ -82,8 +83,17 @@ class PlatformSettings:
         return LocalPaths(self.home)
 
     @property
+    def ga4_property_id(self) -> str:
+        """The first GA4 property (the one RECSYS_GA4_PROPERTY_ID names)."""
+        return self.ga4_property_ids[0]
+
+    @property
     def export_dataset(self) -> str:
         return f"analytics_{self.ga4_property_id}"
+
+    @property
+    def export_datasets(self) -> tuple[str, ...]:
+        return tuple(f"analytics_{p}" for p in self.ga4_property_ids)
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None, read_dotenv: bool = True) -> PlatformSettings:
@@ -110,7 +120,8 @@ class PlatformSettings:
         return cls(
             deployment=deployment,
             home=Path(environ.get("RECSYS_HOME", ".recsys")).resolve(),
-            ga4_property_id=_property_id(environ.get("RECSYS_GA4_PROPERTY_ID", DEFAULT_PROPERTY_ID)),
+            ga4_property_ids=_property_ids(environ.get("RECSYS_GA4_PROPERTY_IDS"),
+                                           environ.get("RECSYS_GA4_PROPERTY_ID")),
             timezone=_timezone(timezone),
             start_date=_date("RECSYS_START_DATE", environ.get("RECSYS_START_DATE", DEFAULT_START_DATE)),
             # The embedded default's replica is the simulator's; production's is a Datastream replica.
@@ -119,10 +130,29 @@ class PlatformSettings:
         )
 
 
-def _property_id(value: str) -> str:
-    if not value.isdigit():
-        raise SettingsError(f"RECSYS_GA4_PROPERTY_ID must be the numeric GA4 property id, got {value!r}")
-    return value
+def _property_ids(listed: str | None, single: str | None) -> tuple[str, ...]:
+    """RECSYS_GA4_PROPERTY_IDS (comma-separated, first property first) or RECSYS_GA4_PROPERTY_ID (one)."""
+    if not listed:
+        value = single or DEFAULT_PROPERTY_ID
+        if not _is_property_id(value):
+            raise SettingsError(f"RECSYS_GA4_PROPERTY_ID must be the numeric GA4 property id, got {value!r}")
+        return (value,)
+    ids = tuple(part.strip() for part in listed.split(","))
+    for value in ids:
+        if not _is_property_id(value):
+            raise SettingsError(f"RECSYS_GA4_PROPERTY_IDS must be numeric GA4 property ids separated by commas; "
+                                f"{value!r} in {listed!r} is not one")
+    duplicates = sorted({p for p in ids if ids.count(p) > 1})
+    if duplicates:
+        raise SettingsError(f"RECSYS_GA4_PROPERTY_IDS names {', '.join(duplicates)} more than once: {listed!r}")
+    if single and single != ids[0]:
+        raise SettingsError(f"RECSYS_GA4_PROPERTY_IDS={listed} and RECSYS_GA4_PROPERTY_ID={single} disagree: set "
+                            "only RECSYS_GA4_PROPERTY_IDS (or make RECSYS_GA4_PROPERTY_ID its first id)")
+    return ids
+
+
+def _is_property_id(value: str) -> bool:
+    return value.isascii() and value.isdigit()
 
 
 def _timezone(name: str) -> str:

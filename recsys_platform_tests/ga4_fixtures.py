@@ -44,6 +44,16 @@ SHARD_SCHEMA = pa.schema([
     ("ecommerce", pa.struct([("transaction_id", pa.string()), ("purchase_revenue", pa.float64())])),
     ("items", pa.list_(_ITEM)),
 ])
+# The same with the fields of a 2024 export: consent (privacy_info) and the batch fields GA4 added in July 2024.
+BATCHED_SHARD_SCHEMA = pa.schema([
+    *SHARD_SCHEMA,
+    ("privacy_info", pa.struct([("analytics_storage", pa.string()), ("ads_storage", pa.string()),
+                                ("uses_transient_token", pa.string())])),
+    ("batch_event_index", pa.int64()),
+    ("batch_page_id", pa.int64()),
+    ("batch_ordering_id", pa.int64()),
+])
+TABLE_PREFIXES = {"daily": "events_", "intraday": "events_intraday_", "fresh": "events_fresh_"}
 
 
 def micros(day: dt.date, hour: int, minute: int = 0, second: int = 0) -> int:
@@ -87,11 +97,13 @@ def event(day: dt.date, hour: int, name: str, pseudo: str, *, user_id: str | Non
     return row
 
 
-def write_shard(export_db: Path, day: dt.date, events: list[dict], property_id: str = PROPERTY_ID) -> None:
-    """Write (or rewrite) one day's shard and bump its row in `__TABLES__`, as GA4 does."""
-    table = pa.Table.from_pylist(events, schema=SHARD_SCHEMA)
+def write_shard(export_db: Path, day: dt.date, events: list[dict], property_id: str = PROPERTY_ID,
+                kind: str = "daily", schema: pa.Schema = SHARD_SCHEMA, last_modified_ms: int | None = None) -> None:
+    """Write (or rewrite) one day's table (daily, intraday or fresh) in the property's dataset and bump its row
+    in `__TABLES__`, as GA4 does (`last_modified_ms` sets the modification time instead)."""
+    table = pa.Table.from_pylist(events, schema=schema)
     dataset = f"analytics_{property_id}"
-    name = f"events_{day.strftime('%Y%m%d')}"
+    name = f"{TABLE_PREFIXES[kind]}{day.strftime('%Y%m%d')}"
     now_ms = int(time.time() * 1000)
     with duckdb.connect(str(export_db)) as con:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {dataset}")
@@ -103,7 +115,7 @@ def write_shard(export_db: Path, day: dt.date, events: list[dict], property_id: 
         previous = con.execute(
             f'SELECT max(last_modified_time) FROM {dataset}."__TABLES__" WHERE table_id = ?', [name]
         ).fetchall()[0][0]
-        modified = max(now_ms, (previous or 0) + 1)
+        modified = last_modified_ms if last_modified_ms is not None else max(now_ms, (previous or 0) + 1)
         con.register("shard_rows", table)
         con.execute(f"CREATE OR REPLACE TABLE {dataset}.{name} AS SELECT * FROM shard_rows")
         con.execute(f'DELETE FROM {dataset}."__TABLES__" WHERE table_id = ?', [name])
@@ -138,3 +150,11 @@ def write_product_db(product_db: Path, orders: list[dict], items: list[str], use
             for item_id, quantity, price in order["lines"]:
                 con.execute("INSERT INTO db.product_db.order_items VALUES (?, ?, ?, ?)",
                             [order["order_id"], item_id, quantity, price])
+
+
+def drop_table(export_db: Path, table_id: str, property_id: str = PROPERTY_ID) -> None:
+    """GA4 deletes a day's intraday table once its daily table is complete."""
+    dataset = f"analytics_{property_id}"
+    with duckdb.connect(str(export_db)) as con:
+        con.execute(f"DROP TABLE IF EXISTS {dataset}.{table_id}")
+        con.execute(f'DELETE FROM {dataset}."__TABLES__" WHERE table_id = ?', [table_id])

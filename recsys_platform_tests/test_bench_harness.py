@@ -8,7 +8,9 @@ from bench.proctree import measure_command
 
 
 def test_proctree_sees_every_process_of_a_command(tmp_path):
-    code = "import subprocess, sys; subprocess.run([sys.executable, '-c', 'x = bytearray(50 * 2**20)'], check=True)"
+    # The child lives a second so the poller (every POLL_SECONDS) sees it even on a loaded machine.
+    child = "import time; x = bytearray(50 * 2**20); time.sleep(1.0)"
+    code = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {child!r}], check=True)"
     measured = measure_command([sys.executable, "-c", code], {}, tmp_path / "tree.json", tmp_path / "log.txt")
     assert measured["returncode"] == 0
     assert measured["process_count"] >= 2  # the command and its child

@@ -43,11 +43,14 @@ def test_checks_sensors_schedules_and_jobs(defs):
     check_keys = {(k.asset_key.to_user_string(), k.name) for k in defs.resolve_asset_graph().asset_check_keys}
     assert {("ga4_events", "event_keys_unique"), ("ga4_events", "has_rows_every_day"),
             ("ga4_item_views", "keys_not_null"), ("interactions", "event_types_known")} <= check_keys
-    assert any(name == "ga4_events" for name, check in check_keys if "freshness" in check)
+    assert ("ga4_events", "merged_by_deadline") in check_keys
     assert defs.resolve_sensor_def("ga4_export_sensor")
-    assert defs.resolve_sensor_def("ga4_merge_deadline_sensor")
-    assert defs.resolve_schedule_def("ga4_daily_job_schedule")
-    assert defs.resolve_job_def("ga4_daily_job")
+    assert defs.resolve_sensor_def("run_failure_notifications")
+    for schedule in ("ga4_daily_job_schedule", "ga4_intraday_schedule", "ga4_merge_deadline_schedule",
+                     "personalize_retraining_schedule", "erasure_schedule"):
+        assert defs.resolve_schedule_def(schedule)
+    for job in ("ga4_daily_job", "personalize_retraining_job", "erasure_job", "ga4_merge_deadline_job"):
+        assert defs.resolve_job_def(job)
 
 
 def test_warehouse_steps_share_one_pool(defs):

@@ -141,7 +141,9 @@ def _print_rows(warehouse, first_day: dt.date, last_day: dt.date) -> None:
 
 
 def _run_personalize(defs, instance, training_date: dt.date) -> int:
-    """The retraining job and the v1-vs-v2 experiment for `training_date`, and what they produced."""
+    """The retraining job and the v1-vs-v2 experiment for `training_date`, and what they produced: the
+    chain's decisions, recommendations with and without the exclude-purchased filter, and one user's
+    recommendations before and after a few real-time events (PutEvents)."""
     from dagster import AssetKey
 
     partition = training_date.isoformat()
@@ -154,7 +156,8 @@ def _run_personalize(defs, instance, training_date: dt.date) -> int:
         return 1
     print(f"\npersonalize_retraining_job for {partition}  [{time.perf_counter() - started:.1f}s]")
     campaign = _print_chain(result)
-    _print_recommendations(defs, campaign.campaign_arn, result.asset_value("personalize_interactions_csv").window)
+    window = result.asset_value("personalize_interactions_csv").window
+    _print_recommendations(defs, campaign, window)
 
     started = time.perf_counter()
     comparison = defs.resolve_implicit_global_asset_job_def().execute_in_process(
@@ -166,6 +169,8 @@ def _run_personalize(defs, instance, training_date: dt.date) -> int:
         return 1
     print(f"\nv1 vs v2 on the same window  [{time.perf_counter() - started:.1f}s]\n")
     print(comparison.asset_value("personalize_model_comparison").table)
+    # After the experiment: recorded events join every later training, and the experiment trains too.
+    _print_real_time_events(defs, campaign, window)
     return 0
 
 
@@ -176,21 +181,30 @@ def _print_chain(result):
         snapshot = result.asset_value(f"personalize_{dataset}_csv")
         window = f"  window {snapshot.window.label}" if snapshot.window else ""
         print(f"  snapshot {dataset:<13}{snapshot.rows:>10,} rows  {snapshot.uri}{window}")
+        if snapshot.increment is not None:
+            print(f"  {'':<22}{snapshot.increment.rows:>10,} rows of {snapshot.increment.last_day} alone "
+                  "(what an INCREMENTAL import appends)")
     imported = result.asset_value("personalize_dataset_import")
-    print(f"  dataset import ({imported.import_mode}): "
-          + ", ".join(f"{d} {'resumed' if job.resumed else 'done'}" for d, job in imported.datasets.items()))
+    print(f"  dataset import: interactions {imported.import_mode} ({imported.import_reason})")
+    for dataset, job in imported.datasets.items():
+        print(f"    {dataset:<13}{job.import_mode:<12}{job.job_name}  {'resumed' if job.resumed else 'new'}, "
+              f"{job.rows:,} rows")
     version = result.asset_value("personalize_solution_version")
     print(f"  solution version {version.name}  ({version.recipe_arn.rsplit('/', 1)[-1]}, "
-          f"{version.event_type or '(all event types)'})")
+          f"{version.event_type or '(all event types)'}, {version.training_mode}: {version.training_reason})")
     for key, value in sorted(version.metrics.items()):
         print(f"    {key:<46}{value:.4f}")
     campaign = result.asset_value("personalize_campaign")
     print(f"  campaign: {campaign.decision}")
     print(f"    serving {campaign.serving_solution_version_arn} since {campaign.serving_since.isoformat()}")
+    for name, arn in campaign.filter_arns.items():
+        role = "  (what users get; the gate scores with it)" if arn == campaign.serving_filter_arn else ""
+        print(f"    filter {name}: {arn}{role}")
+    print(f"    event tracker {campaign.event_tracker_arn}  trackingId {campaign.tracking_id}")
     return campaign
 
 
-def _print_recommendations(defs, campaign_arn: str, window) -> None:
+def _print_recommendations(defs, campaign, window) -> None:
     from recsys_platform.lib.sql_files import read_sql
 
     users = defs.resources["warehouse"].query(
@@ -202,6 +216,77 @@ def _print_recommendations(defs, campaign_arn: str, window) -> None:
         runtime = personalize.get_runtime_client()
         for user in users:
             started = time.perf_counter()
-            items = runtime.get_recommendations(campaignArn=campaign_arn, userId=user, numResults=NUM_RESULTS)
+            items = runtime.get_recommendations(campaignArn=campaign.campaign_arn, userId=user, numResults=NUM_RESULTS)
             elapsed_ms = (time.perf_counter() - started) * 1000
             print(f"  {user}: " + " ".join(i["itemId"] for i in items["itemList"]) + f"  [{elapsed_ms:.0f} ms]")
+        if users:
+            _print_filtered(defs, runtime, campaign, users[0], window)
+
+
+EXCLUDE_PURCHASED_FILTER = "recsys-platform-exclude-purchased"
+REAL_TIME_VIEWS = 3
+
+
+def _items(runtime, campaign_arn: str, user: str, count: int = NUM_RESULTS, **request) -> list[str]:
+    answer = runtime.get_recommendations(campaignArn=campaign_arn, userId=user, numResults=count, **request)
+    return [item["itemId"] for item in answer["itemList"]]
+
+
+def _print_filtered(defs, runtime, campaign, user: str, window) -> None:
+    """One user's recommendations without and with the exclude-purchased filter, and what it removed."""
+    filter_arn = campaign.filter_arns.get(EXCLUDE_PURCHASED_FILTER)
+    if filter_arn is None:
+        return
+    bought = set(defs.resources["warehouse"].query(
+        "SELECT DISTINCT ITEM_ID FROM recsys.interactions WHERE USER_ID = @user AND EVENT_TYPE = 'purchase' "
+        "AND event_date BETWEEN @window_start AND @window_end",
+        {"user": user, "window_start": window.start, "window_end": window.training_date},
+    ).column("ITEM_ID").to_pylist())
+    plain = _items(runtime, campaign.campaign_arn, user)
+    filtered = _items(runtime, campaign.campaign_arn, user, filterArn=filter_arn)
+    removed = [item for item in plain if item not in filtered]
+    print(f"\n{user} without and with the filter {EXCLUDE_PURCHASED_FILTER} ({len(bought)} items bought in the window)")
+    print(f"  without: {' '.join(plain)}")
+    print(f"  with:    {' '.join(filtered)}")
+    print(f"  removed: {' '.join(removed) or '(none)'}"
+          + (f"  ({sum(item in bought for item in removed)} of them bought)" if removed else ""))
+
+
+def _print_real_time_events(defs, campaign, window) -> None:
+    """One user's recommendations before and after a few views recorded with PutEvents: the campaign
+    folds them in at once, without a retraining. The user is not held out (recorded events join training)."""
+    from recsys_platform.defs.personalize.holdout_scoring import held_out
+    from recsys_platform.defs.personalize.personalize_setup import load_setup
+    from recsys_platform.lib.sql_files import read_sql
+
+    if not campaign.tracking_id:
+        return
+    warehouse = defs.resources["warehouse"]
+    candidates = warehouse.query(
+        read_sql(__file__, "demo_users.sql"),
+        {"window_start": window.start, "window_end": window.training_date, "limit": DEMO_USERS * 4},
+    ).column("USER_ID").to_pylist()
+    excluded = held_out(warehouse, load_setup(), candidates)
+    users = [user for user in candidates if user not in excluded]
+    if len(users) < 2:
+        return
+    user, other = users[0], users[-1]
+    with defs.resources["personalize"].process_config_and_initialize_cm() as personalize:
+        runtime = personalize.get_runtime_client()
+        before = _items(runtime, campaign.campaign_arn, user)
+        # Items another shopper is recommended and this one is not: a taste this user has not shown yet.
+        viewed = [item for item in _items(runtime, campaign.campaign_arn, other, 3 * NUM_RESULTS)
+                  if item not in before][:REAL_TIME_VIEWS]
+        events = personalize.aws.client("personalize-events", personalize.endpoint_url)
+        now = dt.datetime.now(dt.timezone.utc)
+        started = time.perf_counter()
+        events.put_events(trackingId=campaign.tracking_id, userId=user, sessionId=f"demo-{user}", eventList=[
+            {"eventType": "view", "itemId": item, "sentAt": now + dt.timedelta(seconds=n)}
+            for n, item in enumerate(viewed)
+        ])
+        after = _items(runtime, campaign.campaign_arn, user)
+        elapsed = time.perf_counter() - started
+    print(f"\nreal time: {user} views {' '.join(viewed)} (PutEvents, trackingId {campaign.tracking_id})")
+    print(f"  before: {' '.join(before)}")
+    print(f"  after:  {' '.join(after)}  [{elapsed * 1000:.0f} ms, no retraining]")
+    print(f"  {len(set(after) - set(before))} new in the top {NUM_RESULTS}")

@@ -30,8 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "without one (default US)")
     parser.add_argument("--credentials", help="where to write the service-account key file "
                         "(default <data-dir>/service-account.json)")
-    parser.add_argument("--credentials-project", default="recsys-platform",
-                        help="project_id written into the key file (default recsys-platform)")
+    parser.add_argument("--credentials-project",
+                        help="project_id written into the key file, a client's default project (default: the "
+                        "first --project, else recsys-platform)")
     parser.set_defaults(func=run)
 
 
@@ -76,8 +77,9 @@ def run(args: argparse.Namespace) -> int:
     except OSError as error:  # most often: the port is taken
         print(f"recsys-platform serve-bigquery: cannot listen on {args.host}:{args.port}: {error}", file=sys.stderr)
         return 1
+    key_project = args.credentials_project or next(iter(projects), "recsys-platform")
     key_path = standin.write_credentials(Path(args.credentials) if args.credentials else
-                                         standin.data_dir / "service-account.json", args.credentials_project)
+                                         standin.data_dir / "service-account.json", key_project)
     print(f"BigQuery stand-in on {standin.endpoint_url} (data in {standin.data_dir})", flush=True)
     for project, path in projects.items():
         print(f"  project {project}: {path}", flush=True)

@@ -61,7 +61,9 @@ def register(subparsers) -> None:
     opt_in.add_argument("--app-session-share", type=_share, metavar="SHARE", default=0.4,
                         help="with --app-streams: sessions of phone and tablet users that happen in the app (0.4)")
     opt_in.add_argument("--app-property-id", metavar="ID",
-                        help="put the app streams in their own property (dataset analytics_ID); needs --app-streams")
+                        help="put the app streams in their own property (dataset analytics_ID); needs --app-streams. "
+                        "When RECSYS_GA4_PROPERTY_IDS names two properties (and --property-id is not given), "
+                        "the app streams go to the second one by default")
     opt_in.add_argument("--replica-layout", choices=REPLICA_LAYOUTS, default="simulator",
                         help="product DB layout: simulator (string ids) or datastream (a Datastream replica of "
                         "MySQL: INT64 ids, shop_* tables, datastream_metadata) (simulator)")
@@ -75,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         settings = PlatformSettings.from_environment()
+        app_streams, app_property_id = _app_property(args, settings.ga4_property_ids)
         config = SimulationConfig(
             home=args.home or settings.home,
             property_id=args.property_id or settings.ga4_property_id,
@@ -99,9 +102,9 @@ def run(args: argparse.Namespace) -> int:
             fresh_daily_export=args.fresh_daily_export,
             over_limit_days=tuple(args.over_limit_day),
             daily_export_limit=args.daily_export_limit,
-            app_streams=args.app_streams,
+            app_streams=app_streams,
             app_session_share=args.app_session_share,
-            app_property_id=args.app_property_id,
+            app_property_id=app_property_id,
             replica_layout=args.replica_layout,
         )
         summary = simulate(config)
@@ -115,6 +118,17 @@ def run(args: argparse.Namespace) -> int:
         f"({', '.join(summary.datasets)}) in {summary.export_db}; {summary.orders} orders in {summary.product_db}"
     )
     return 0
+
+
+def _app_property(args: argparse.Namespace, property_ids: tuple[str, ...]) -> tuple[bool, str | None]:
+    """(app streams, their property): as given, or, for a deployment of a web and an app property, the
+    deployment's second property with app streams."""
+    if args.app_property_id or args.property_id or len(property_ids) == 1:
+        return args.app_streams, args.app_property_id
+    if len(property_ids) > 2:
+        raise ValueError(f"RECSYS_GA4_PROPERTY_IDS names {len(property_ids)} properties; the simulator writes a "
+                         "web property and at most one app property: pass --property-id (and --app-property-id)")
+    return True, property_ids[1]
 
 
 def _share(text: str) -> float:

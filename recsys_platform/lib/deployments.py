@@ -35,6 +35,7 @@ def local_resources(settings: PlatformSettings) -> dict:
     return {
         "warehouse": DuckDBWarehouse(
             ga4_property_id=settings.ga4_property_id,
+            additional_ga4_property_ids=list(settings.ga4_property_ids[1:]),
             warehouse_path=str(paths.warehouse_db),
             export_path=str(paths.ga4_export_db),
             product_db_path=str(paths.product_db),
@@ -54,15 +55,11 @@ def aws_resources(settings: PlatformSettings) -> dict:
 
     from recsys_platform.lib.warehouse.bigquery_engine import BigQueryWarehouse
 
-    # One session for S3 and Personalize, with the configured role (cross-account setups).
-    aws = AwsSession(
-        region_name=EnvVar("AWS_REGION"),
-        role_arn=os.environ.get("RECSYS_AWS_ROLE_ARN") or None,
-        external_id=os.environ.get("RECSYS_AWS_EXTERNAL_ID") or None,
-    )
+    aws = _aws_session()
     return {
         "warehouse": BigQueryWarehouse(
             ga4_property_id=settings.ga4_property_id,
+            additional_ga4_property_ids=list(settings.ga4_property_ids[1:]),
             bigquery=BigQueryResource(project=EnvVar("RECSYS_GCP_PROJECT"),
                                       location=os.environ.get("RECSYS_BQ_LOCATION") or None),
             platform_dataset=EnvVar("RECSYS_BQ_DATASET"),
@@ -82,4 +79,32 @@ def aws_resources(settings: PlatformSettings) -> dict:
             endpoint_url=None,  # AWS_ENDPOINT_URL_PERSONALIZE, read by boto3, reaches a stand-in
             service_role_arn=EnvVar("RECSYS_PERSONALIZE_SERVICE_ROLE_ARN"),
         ),
+    }
+
+
+def _aws_session() -> AwsSession:
+    # One session for S3, Personalize and SNS, with the configured role (cross-account setups).
+    return AwsSession(
+        region_name=EnvVar("AWS_REGION"),
+        role_arn=os.environ.get("RECSYS_AWS_ROLE_ARN") or None,
+        external_id=os.environ.get("RECSYS_AWS_EXTERNAL_ID") or None,
+    )
+
+
+def failure_notification_config(settings: PlatformSettings) -> dict:
+    """Where failed runs are posted (defs/notifications.py `FailureNotifier`): Slack and/or an SNS topic,
+    each only when its variables are set, so with none set nothing is posted. Secrets stay EnvVars, read
+    when the sensor runs, never written into the definitions."""
+
+    def secret(name: str):
+        return EnvVar(name) if os.environ.get(name) else None
+
+    return {
+        "slack_webhook_url": secret("RECSYS_SLACK_WEBHOOK_URL"),
+        "slack_bot_token": secret("RECSYS_SLACK_BOT_TOKEN"),
+        "slack_channel": os.environ.get("RECSYS_SLACK_CHANNEL") or None,
+        "sns_topic_arn": os.environ.get("RECSYS_SNS_TOPIC_ARN") or None,
+        "webserver_base_url": os.environ.get("RECSYS_DAGSTER_URL") or None,
+        # SNS with the deployment's AWS session (its role) in production; the default chain locally.
+        "aws": _aws_session() if settings.deployment == "aws" and os.environ.get("RECSYS_SNS_TOPIC_ARN") else None,
     }

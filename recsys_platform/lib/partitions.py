@@ -11,12 +11,13 @@ from dagster import DailyPartitionsDefinition
 from recsys_platform.settings import PlatformSettings
 
 
-def daily_partitions(settings: PlatformSettings) -> DailyPartitionsDefinition:
+def daily_partitions(settings: PlatformSettings, include_open_day: bool = False) -> DailyPartitionsDefinition:
+    """Property-local days up to yesterday, the last completed one (training works on completed days); with
+    `include_open_day`, today's too: the GA4 tables' intraday refresh merges the day while it is still open."""
     return DailyPartitionsDefinition(
         start_date=settings.start_date.isoformat(),
         timezone=settings.timezone,
-        # GA4 exports a day after it ends; a partition is due once its day is over.
-        end_offset=0,
+        end_offset=1 if include_open_day else 0,
     )
 
 

@@ -5,6 +5,7 @@ key file (GOOGLE_APPLICATION_CREDENTIALS) whose token_uri is the stand-in's toke
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import uuid
 
@@ -13,6 +14,20 @@ import pytest
 from recsys_platform.standins.bigquery_api import start_in_background
 
 PROJECT = "shop-platform"
+PROPERTY = "123456789"
+TIMEZONE = "Asia/Seoul"
+SHOP_FIRST_DAY = dt.date(2026, 3, 1)
+
+
+@pytest.fixture(scope="session")
+def shop(tmp_path_factory):
+    """A small simulated shop (GA4 export + product DB, two days), written once per test process; tests
+    that change the export work on a copy."""
+    from recsys_platform.standins.ga4_simulator.simulation import SimulationConfig, simulate
+
+    home = tmp_path_factory.mktemp("shop")
+    return simulate(SimulationConfig(home=home, days=2, events_per_day=300, users=60, items=30, seed=9,
+                                     start_date=SHOP_FIRST_DAY, property_id=PROPERTY, timezone=TIMEZONE))
 
 
 @pytest.fixture(scope="module")

@@ -12,28 +12,29 @@ from dagster import materialize
 from dagster_gcp import BigQueryResource
 from google.cloud import bigquery
 
-from recsys_platform.defs.ga4.events import day_sources, merge_sql
+
+from recsys_platform.defs.ga4.events import (
+    _volume_guard,
+    day_sources,
+    merge_params,
+    merge_statement,
+    property_reads,
+)
 from recsys_platform.defs.ga4.ga4_setup import load_ga4_setup
+from recsys_platform.defs.product_db.contract import load_contract
 from recsys_platform.lib.partitions import PartitionRange
+from recsys_platform.lib.table_stats import rows_per_day
 from recsys_platform.lib.warehouse.bigquery_engine import BigQueryWarehouse
 from recsys_platform.lib.warehouse.duckdb_engine import DuckDBWarehouse
+from recsys_platform.lib.warehouse.interface import StagedPartitions
 from recsys_platform.standins.bigquery_api import start_in_background
-from recsys_platform.standins.ga4_simulator.simulation import SimulationConfig, simulate
 from recsys_platform_tests.code_location import GA4_ASSET_NAMES, assets
 
-PROPERTY = "123456789"
-TIMEZONE = "Asia/Seoul"
-DAY = dt.date(2026, 3, 2)
+from recsys_platform_tests.bigquery_api.conftest import PROPERTY, SHOP_FIRST_DAY, TIMEZONE
+
+DAY = SHOP_FIRST_DAY + dt.timedelta(days=1)
 INTERACTIONS_SUMMARY = ("SELECT EVENT_TYPE, source, COUNT(*) AS n, ROUND(SUM(EVENT_VALUE), 2) AS value, "
                         "SUM(`TIMESTAMP`) AS seconds FROM recsys.interactions GROUP BY 1, 2 ORDER BY 1, 2")
-
-
-@pytest.fixture(scope="module")
-def shop(tmp_path_factory):
-    home = tmp_path_factory.mktemp("shop")
-    return simulate(SimulationConfig(home=home, days=2, events_per_day=300, users=60, items=30, seed=9,
-                                     start_date=DAY - dt.timedelta(days=1), property_id=PROPERTY,
-                                     timezone=TIMEZONE))
 
 
 @pytest.fixture(scope="module")
@@ -71,35 +72,36 @@ def _duckdb_warehouse(shop, folder) -> DuckDBWarehouse:
                            export_path=str(shop.export_db), product_db_path=str(shop.product_db))
 
 
-def _merge(warehouse) -> int:
-    """What the ga4_events asset asks of its warehouse for one day, without its checks."""
-    days = PartitionRange(DAY, DAY)
-    setup = load_ga4_setup()
-    sources = day_sources(warehouse, days, setup, TIMEZONE)
-    params = {**days.params, "table_suffixes": [s.table.suffix for s in sources],
-              "url_params_kept": setup.url_params_pattern}
-    return warehouse.replace_partitions("ga4_events", merge_sql("ga4_events.sql", []), params, "event_date",
-                                        DAY, DAY, cluster_by=["event_name"])
+def _merge(warehouse, validate=None, day=DAY) -> int:
+    """What the ga4_events asset asks of its warehouse for one day (checks: `validate`)."""
+    days = PartitionRange(day, day)
+    setup, contract = load_ga4_setup(), load_contract("simulator")
+    reads = property_reads(warehouse, day_sources(warehouse, days, setup, TIMEZONE))
+    return warehouse.replace_partitions(
+        "ga4_events", merge_statement("ga4_events.sql", reads, contract, warehouse),
+        merge_params(days, reads, setup, contract, warehouse), "event_date", day, day, cluster_by=["event_name"],
+        validate=validate)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "pipeline defect: BigQueryWarehouse.replace_partitions calls validate() before _create_target(), and "
-    "ga4_events' volume guard reads the committed recsys.ga4_events, so the first merge into a fresh dataset "
-    "fails with 404 'Not found: Table shop-platform:<dataset>.ga4_events was not found in location US' "
-    "(DuckDBWarehouse creates the target before validating)"))
-def test_the_first_ga4_events_run_on_a_fresh_dataset(bq, ga4_assets):
+def test_the_first_ga4_events_merge_into_a_fresh_dataset(bq):
+    """The target is created (empty) before the checks run: the volume guard reads the stored days, which a
+    fresh dataset does not have yet (this used to fail with 404 on BigQuery only)."""
     warehouse = _bigquery_warehouse(bq)
-    ga4_events = ga4_assets[0]  # GA4_ASSET_NAMES starts with ga4_events
-    result = materialize([ga4_events], partition_key=DAY.isoformat(), resources={"warehouse": warehouse},
-                         raise_on_error=False)
-    assert result.success
+    days = PartitionRange(DAY, DAY)
+    guard = {}
+
+    def validate(staged: StagedPartitions) -> None:  # the part of the asset's validate() that reads history
+        guard.update(_volume_guard(staged, rows_per_day(staged, "ga4_events", days, dataset="staged"), days,
+                                   load_ga4_setup()))
+
+    assert _merge(warehouse, validate) > 0
+    assert guard["passed"] and guard["trailing_median"] is None  # nothing stored before: nothing to compare
 
 
 def test_the_ga4_graph_on_the_standin_matches_the_embedded_default(bq, shop, tmp_path, ga4_assets):
     warehouse = _bigquery_warehouse(bq)
     assert f"events_{DAY:%Y%m%d}" in [t.table_id for t in warehouse.list_export_tables().tables]
-    # The merge SQL through BigQueryWarehouse.replace_partitions, as the asset calls it; this also creates
-    # ga4_events, which the asset's first run cannot do (see the xfail above).
+    # The merge SQL through BigQueryWarehouse.replace_partitions, as the asset calls it, then the assets.
     merged = _merge(warehouse)
     remote = materialize(ga4_assets, partition_key=DAY.isoformat(),
                          resources={"warehouse": warehouse})

@@ -37,7 +37,9 @@ def test_every_parameter_type_binds_with_its_declared_type(client):
     }]
 
 
-def test_a_parameter_the_query_does_not_declare_is_an_error(client):
+def test_positional_parameters_and_undeclared_ones(client):
+    positional = [bigquery.ScalarQueryParameter(None, "INT64", 2), bigquery.ScalarQueryParameter(None, "STRING", "b")]
+    assert run(client, "SELECT ? * 10 AS n, ? AS s", *positional) == [{"n": 20, "s": "b"}]
     with pytest.raises(exceptions.BadRequest, match="Query parameter 'missing' not found"):
         run(client, "SELECT @missing AS x")
 
@@ -162,3 +164,32 @@ def test_query_and_wait_uses_jobs_query(client):
     rows = client.query_and_wait("SELECT @x * 2 AS y", job_config=bigquery.QueryJobConfig(
         query_parameters=[bigquery.ScalarQueryParameter("x", "INT64", 21)]))
     assert [dict(r) for r in rows] == [{"y": 42}]
+
+
+def test_wire_format_of_rows_and_jobs(client, standin):
+    """The raw JSON, as BigQuery's REST reference describes it (the client's conversions hide it)."""
+    import requests
+
+    job = client.query("SELECT 7 AS i, TIMESTAMP '2026-03-02 00:00:00.5+00' AS ts, [1, 2] AS arr, "
+                       "STRUCT('a' AS s, [STRUCT(1.5 AS x)] AS inner_list) AS rec, CAST(NULL AS INT64) AS nothing")
+    job.result()
+    headers = {"Authorization": f"Bearer {client._credentials.token}"}
+    base = f"{standin.endpoint_url}/bigquery/v2/projects/{PROJECT}"
+    resource = requests.get(f"{base}/jobs/{job.job_id}", headers=headers).json()
+    assert resource["status"] == {"state": "DONE"}
+    assert resource["jobReference"] == {"projectId": PROJECT, "jobId": job.job_id, "location": "US"}
+    assert resource["statistics"]["query"]["statementType"] == "SELECT"
+    assert [f["name"] for f in resource["statistics"]["query"]["schema"]["fields"]] == [
+        "i", "ts", "arr", "rec", "nothing"]
+    page = requests.get(f"{base}/queries/{job.job_id}", headers=headers).json()  # no useInt64Timestamp
+    assert page["jobComplete"] is True and page["totalRows"] == "1"
+    assert page["rows"] == [{"f": [
+        {"v": "7"},  # INT64 as a string
+        {"v": "1.7724096005E9"},  # TIMESTAMP as float seconds
+        {"v": [{"v": "1"}, {"v": "2"}]},  # REPEATED: a list of {"v": ...}
+        {"v": {"f": [{"v": "a"}, {"v": [{"v": {"f": [{"v": "1.5"}]}}]}]}},  # RECORD: a nested {"f": [...]}
+        {"v": None},
+    ]}]
+    micros = requests.get(f"{base}/queries/{job.job_id}", params={"formatOptions.useInt64Timestamp": "true"},
+                          headers=headers).json()
+    assert micros["rows"][0]["f"][1] == {"v": "1772409600500000"}

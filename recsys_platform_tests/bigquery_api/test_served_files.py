@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import shutil
 import subprocess
 import sys
@@ -13,18 +12,9 @@ from google.cloud import bigquery
 
 from recsys_platform.standins.bigquery_api import start_in_background
 from recsys_platform.standins.ga4_simulator import export_store
-from recsys_platform.standins.ga4_simulator.simulation import SimulationConfig, simulate
+from recsys_platform_tests.bigquery_api.conftest import PROPERTY, SHOP_FIRST_DAY as FIRST_DAY
 
-PROPERTY = "123456789"
 EXPORT = f"shop-analytics.analytics_{PROPERTY}"
-FIRST_DAY = dt.date(2026, 3, 1)
-
-
-@pytest.fixture(scope="module")
-def shop(tmp_path_factory):
-    home = tmp_path_factory.mktemp("shop")
-    return simulate(SimulationConfig(home=home, days=2, events_per_day=400, users=80, items=40, seed=5,
-                                     start_date=FIRST_DAY, property_id=PROPERTY))
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +84,7 @@ def test_a_query_waits_while_another_process_holds_the_file(served):
     holder = subprocess.Popen(
         [sys.executable, "-c", "import duckdb, sys, time\n"
                                f"con = duckdb.connect({str(copy)!r})\n"
-                               "print('locked', flush=True)\ntime.sleep(1.5)\ncon.close()"],
+                               "print('locked', flush=True)\ntime.sleep(1.0)\ncon.close()"],
         stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
@@ -105,4 +95,4 @@ def test_a_query_waits_while_another_process_holds_the_file(served):
     finally:
         holder.wait(timeout=30)
     assert count > 0
-    assert waited > 0.5  # the stand-in retried the lock instead of failing
+    assert waited > 0.3  # the stand-in retried the lock instead of failing

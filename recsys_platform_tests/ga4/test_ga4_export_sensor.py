@@ -133,3 +133,25 @@ def test_reexported_day_flows_from_sensor_to_merge_without_duplicates(warehouse,
     assert after["n"] == after["k"] == before["n"] + 25
     merge(FIRST.isoformat())  # the same shard again: nothing changes
     assert merged_rows(FIRST) == after
+
+
+def test_an_empty_cursor_requests_nothing_for_days_already_merged(warehouse, recsys_home):
+    """`make demo` then `make dev`: the sensor starts with no cursor and must not re-request merged days."""
+    from dagster import materialize
+
+    from recsys_platform_tests.ga4_fixtures import write_product_db
+
+    write_product_db(recsys_home / "product_db.duckdb", [], ["A"], [])
+    write_days(recsys_home / "ga4_export.duckdb", 3)
+    instance = DagsterInstance.ephemeral()
+    [ga4_events] = assets("ga4_events")
+    for i in range(2):
+        materialize([ga4_events], instance=instance, partition_key=(FIRST + dt.timedelta(days=i)).isoformat(),
+                    resources={"warehouse": warehouse})
+    result = ga4_export_sensor(build_sensor_context(instance=instance, resources={"warehouse": warehouse}))
+    # Only the day never merged is requested; a day rewritten after its merge would be too (next test file).
+    assert [r.partition_key for r in result.run_requests] == [(FIRST + dt.timedelta(days=2)).isoformat()]
+    write_shard(recsys_home / "ga4_export.duckdb", FIRST, [event(FIRST, 11, "view_item", "late", items=[{"item_id": "A"}])])
+    rewritten = ga4_export_sensor(build_sensor_context(instance=instance, resources={"warehouse": warehouse}))
+    assert sorted(r.partition_key for r in rewritten.run_requests) == [FIRST.isoformat(),
+                                                                       (FIRST + dt.timedelta(days=2)).isoformat()]

@@ -39,3 +39,17 @@ def test_empty_holdout_fails_naming_the_day_and_event(recsys_home, lake):
     with pytest.raises(ValueError, match=f"the holdout of {TRAINING_DATE} is empty: no held-out user has a purchase"):
         load_holdout(no_purchases, lake, window, setup, "run-1")
     assert lake.list("personalize/holdout/") == []  # nothing half-written for a holdout that cannot score
+
+
+def test_held_out_is_the_sql_predicate_of_training_and_the_holdout(warehouse):
+    """The real-time path (event replay, the demo) asks the same predicate the snapshots use."""
+    import hashlib
+
+    from recsys_platform.defs.personalize.holdout_scoring import held_out
+
+    setup = load_setup()
+    users = [f"u{n}" for n in range(200)] + ["anon:1000:pseudo-1", "anon:1000:pseudo-2"]
+    expected = {u for u in users
+                if int(hashlib.md5((setup.holdout.seed + u).encode()).hexdigest()[:8], 16) % 100 < setup.holdout.percent_users}
+    assert held_out(warehouse, setup, users) == expected and 5 < len(expected) < 40
+    assert held_out(warehouse, setup, []) == set()

@@ -101,6 +101,19 @@ def test_interactions_snapshot_window_and_holdout_partition_the_data(warehouse, 
     minimums = {e.check_name: e for e in result.get_asset_check_evaluations()}["personalize_minimums"]
     assert minimums.passed
     assert minimums.metadata["interactions"].value == snapshot.num_rows
+    # The increment (what an INCREMENTAL import appends) is the training day's rows of the snapshot, none of
+    # a held-out user: the whole day lies after the holdout cut.
+    increment = handed_over.increment
+    assert increment.first_day == increment.last_day == window.training_date
+    assert increment.key.endswith(".increment.csv") and meta["increment_rows"].value == increment.rows
+    rows = pa_csv.read_csv(io.BytesIO(lake.read_bytes(increment.key)))
+    assert increment.sha256 == hashlib.sha256(lake.read_bytes(increment.key)).hexdigest()
+    source_day = [r for r in in_window.to_pylist() if r["event_date"] == window.training_date
+                  and r["USER_ID"] not in held_users]
+    assert rows.num_rows == increment.rows == len(source_day) > 0
+    assert set(rows["USER_ID"].to_pylist()).isdisjoint(held_users)
+    assert sorted(zip(rows["USER_ID"].to_pylist(), rows["TIMESTAMP"].to_pylist())) == sorted(
+        (r["USER_ID"], r["TIMESTAMP"]) for r in source_day)
 
 
 def test_minimums_check_fails_with_the_numbers_and_blocks(tmp_path, lake):

@@ -44,8 +44,12 @@ def test_import_and_training_then_rerun_resumes_instead_of_duplicating(warehouse
     snapshot_uri = first.asset_materializations_for_node("personalize_interactions_csv")[0].metadata["uri"].value
     assert imported["interactions_data_location"].value == snapshot_uri
     assert imported["interactions_resumed"].value is False
+    assert imported["import_mode"].value == "FULL"
+    assert imported["import_reason"].value.startswith("no import into the dataset yet")
     version = first.asset_materializations_for_node("personalize_solution_version")[0].metadata
     assert version["name"].value == "recsys-20260228" and version["resumed"].value is False
+    assert version["training_mode"].value == "FULL"
+    assert version["training_reason"].value.startswith("aws-user-personalization-v2 trains FULL only")
     assert METRIC_KEYS <= set(version)
     assert 0 < version["coverage"].value <= 1
 
@@ -58,6 +62,13 @@ def test_import_and_training_then_rerun_resumes_instead_of_duplicating(warehouse
     again = second.asset_materializations_for_node("personalize_solution_version")[0].metadata
     assert again["solution_version_arn"].value == version["solution_version_arn"].value
     assert again["resumed"].value is True
+
+    # The whole chain again on unchanged data: new snapshot objects, the same content, so nothing is redone.
+    third = _run(assets, instance, warehouse, lake, personalize)
+    rerun = third.asset_materializations_for_node("personalize_dataset_import")[0].metadata
+    assert all(rerun[f"{key}_resumed"].value for key in ("interactions", "items", "users"))
+    assert rerun["interactions_reason"].value.startswith("resumed: recsys-interactions-20260228 already loaded this content")
+    assert third.asset_materializations_for_node("personalize_solution_version")[0].metadata["resumed"].value is True
 
     client = personalize.get_client()
     dataset_arn = client.describe_dataset_import_job(
@@ -100,14 +111,14 @@ def test_failed_training_surfaces_its_reason_and_the_next_attempt_gets_a_new_nam
 def test_deadline_fails_cleanly_and_a_retry_resumes_the_same_training(warehouse, lake, personalize):
     instance = DagsterInstance.ephemeral()
     resources = chain_resources(warehouse, lake, personalize)
-    incremental = {"ops": {"personalize_dataset_import": {"config": {**FAST_WAIT, "import_mode": "INCREMENTAL"}}}}
+    forced_full = {"ops": {"personalize_dataset_import": {"config": {**FAST_WAIT, "import_mode": "FULL"}}}}
     imported = materialize(CHAIN, selection=[*SNAPSHOTS, personalize_dataset_import], instance=instance, partition_key=TRAINING_DATE,
-                           resources=resources, run_config=incremental)
-    job_arn = imported.asset_materializations_for_node("personalize_dataset_import")[0].metadata[
-        "interactions_job_arn"].value
+                           resources=resources, run_config=forced_full)
+    meta = imported.asset_materializations_for_node("personalize_dataset_import")[0].metadata
+    assert meta["import_reason"].value == "run config import_mode: FULL"
     client = personalize.get_client()
-    assert client.describe_dataset_import_job(datasetImportJobArn=job_arn)["datasetImportJob"]["importMode"] == \
-        "INCREMENTAL"
+    job = client.describe_dataset_import_job(datasetImportJobArn=meta["interactions_job_arn"].value)["datasetImportJob"]
+    assert job["importMode"] == "FULL"
 
     impatient = {"ops": {"personalize_solution_version": {"config": {"poll_seconds": 0.01, "deadline_seconds": 0}}}}
     timed_out = materialize(CHAIN, selection=[personalize_solution_version], instance=instance, partition_key=TRAINING_DATE,
@@ -149,3 +160,46 @@ def test_cancelled_training_is_stopped_in_personalize(warehouse, lake, personali
     versions = client.list_solution_versions(solutionArn=arns.solution_arn)["solutionVersions"]
     assert len(versions) == 1
     assert versions[0]["status"] in ("CREATE STOPPING", "CREATE STOPPED")
+
+
+def test_a_version_still_training_on_older_data_is_stopped_and_the_day_trains_again(recsys_home, warehouse, lake,
+                                                                                     personalize):
+    """A re-run after a fresh import: the day's version started before the datasets changed, so it trains
+    on the old import. It is stopped (not paid for to the end) and the next attempt trains on the new data."""
+    import datetime as dt
+
+    from recsys_platform.defs.personalize.job_waiting import WaitPolicy
+    from recsys_platform.defs.personalize.personalize_setup import load_setup
+    from recsys_platform.defs.personalize.provisioning import provision
+    from recsys_platform.defs.personalize.solution_version import (
+        solution_versions,
+        start_or_resume_solution_version,
+    )
+    from recsys_platform.standins.local_personalize.server import start_in_background
+    from recsys_platform_tests.code_location import local_personalize_resource
+
+    arns = provision(personalize.get_client(), load_setup(), WaitPolicy(0.05, 60))
+    assert materialize([*SNAPSHOTS, personalize_dataset_import], instance=DagsterInstance.ephemeral(),
+                       partition_key=TRAINING_DATE, resources=chain_resources(warehouse, lake, personalize),
+                       run_config={"ops": {"personalize_dataset_import": {"config": FAST_WAIT}}}).success
+    # A second server on the same state whose jobs move slowly: the version is still training when looked at.
+    with start_in_background(recsys_home / "personalize", recsys_home / "lake", step_delay=2.0) as slow:
+        client = local_personalize_resource(slow.endpoint_url).get_client()
+        old = client.create_solution_version(solutionArn=arns.solution_arn, name="recsys-20260228")["solutionVersionArn"]
+        started = client.describe_solution_version(solutionVersionArn=old)["solutionVersion"]["creationDateTime"]
+        changed = started + dt.timedelta(microseconds=1)  # an import landed right after it started
+
+        resumed = start_or_resume_solution_version(client, arns.solution_arn, "recsys-20260228", "FULL",
+                                                   solution_versions(client, arns.solution_arn), started)
+        assert resumed[:3] == (old, "recsys-20260228", True)  # created after the data it reads: resumed
+
+        stopped = []
+        arn, name, was_resumed, why = start_or_resume_solution_version(
+            client, arns.solution_arn, "recsys-20260228", "FULL", solution_versions(client, arns.solution_arn),
+            changed, stop=lambda a: (stopped.append(a), client.stop_solution_version_creation(solutionVersionArn=a)))
+        assert name == "recsys-20260228-a2" and not was_resumed and arn != old
+        assert why.startswith("recsys-20260228 was created at ") and "before the datasets last changed" in why
+        assert stopped == [old]
+        assert client.describe_solution_version(solutionVersionArn=old)["solutionVersion"]["status"] in (
+            "CREATE STOPPING", "CREATE STOPPED")
+        client.stop_solution_version_creation(solutionVersionArn=arn)  # not needed by the test: not paid for

@@ -6,6 +6,8 @@ from recsys_platform.defs.personalize.job_waiting import (
     PersonalizeJobFailed,
     WaitPolicy,
     attempt_name,
+    attempt_number,
+    new_attempt_name,
     wait_until_active,
 )
 
@@ -42,6 +44,18 @@ def test_attempt_names_resume_running_jobs_and_retry_after_failure():
     assert attempt_name("recsys-20260228", {"recsys-20260228": "CREATE STOPPED"}) == ("recsys-20260228-a2", False)
     with pytest.raises(ValueError, match="job name"):
         attempt_name("bad name!", {})
+
+
+def test_a_new_attempt_follows_the_highest_one_even_when_earlier_ones_are_usable():
+    """What a step uses when the day's job is unusable (it loaded or trained on other data)."""
+    assert new_attempt_name("recsys-20260228", []) == "recsys-20260228"
+    assert new_attempt_name("recsys-20260228", ["recsys-20260228", "recsys-20260227-a3"]) == "recsys-20260228-a2"
+    assert new_attempt_name("recsys-20260228", ["recsys-20260228", "recsys-20260228-a4"]) == "recsys-20260228-a5"
+    assert attempt_number("recsys-20260228", "recsys-20260228-a12") == 12
+    assert attempt_number("recsys-20260228", "recsys-20260228") == 1
+    assert attempt_number("recsys-20260228", "recsys-v1-20260228") is None
+    with pytest.raises(PersonalizeJobFailed, match="20 attempts exist"):
+        new_attempt_name("recsys-20260228", ["recsys-20260228-a20"])
 
 
 def test_wait_returns_the_active_description_after_polling_with_backoff():

@@ -2,7 +2,8 @@
 
 import datetime as dt
 import statistics
-from zoneinfo import ZoneInfo
+from dataclasses import dataclass
+from functools import reduce
 
 import sqlglot
 from dagster import (
@@ -24,10 +25,17 @@ from pydantic import Field
 from sqlglot import exp
 
 from recsys_platform.defs.ga4.ga4_setup import Ga4Setup
+from recsys_platform.defs.product_db.contract import ProductDbContract, contract_params, read_shop_sql
 from recsys_platform.lib.partitions import PartitionRange, partition_range
 from recsys_platform.lib.sql_files import read_sql
 from recsys_platform.lib.table_stats import preview, rows_per_day
-from recsys_platform.lib.warehouse.export_tables import DaySource, ExportDrift, choose_source
+from recsys_platform.lib.warehouse.export_tables import (
+    DaySource,
+    ExportDrift,
+    export_dataset_name,
+    qualified,
+    sources_of_day,
+)
 from recsys_platform.lib.warehouse.interface import RefusedPartitions, StagedPartitions, Warehouse
 
 WAREHOUSE_POOL = "warehouse"
@@ -46,8 +54,21 @@ OPTIONAL_EXPORT_COLUMNS = {
     "batch_ordering_id": "INT64",
     "batch_event_index": "INT64",
 }
-DROP_REASONS = ("dropped_without_timestamp", "dropped_without_event_name", "dropped_malformed_event_date",
+# Parameters of the export read that are one property's: each property's copy of the read binds its own.
+PER_PROPERTY_PARAMS = ("table_suffixes", "property_id")
+DROP_REASONS = ("dropped_erased_on_request", "dropped_without_timestamp", "dropped_without_event_name", "dropped_malformed_event_date",
                 "dropped_implausible_timestamp", "dropped_outside_partition")
+
+ERASED_VISITORS_TABLE = "erased_visitors"
+
+
+def erased_visitors(warehouse: Warehouse) -> list[str]:
+    """Pseudo ids of the browsers of erased users (`recsys.erased_visitors`, kept by the erasure asset): the
+    merge leaves their rows out, including anonymous browsing of days in which they never logged in."""
+    if not warehouse.has_table(ERASED_VISITORS_TABLE):
+        return []
+    return warehouse.query(f"SELECT DISTINCT user_pseudo_id FROM recsys.{ERASED_VISITORS_TABLE}").column(
+        "user_pseudo_id").to_pylist()
 
 
 def merged_by_0900(timezone: str) -> FreshnessPolicy:
@@ -64,14 +85,15 @@ class MergeConfig(Config):
 
 
 def day_sources(warehouse: Warehouse, days: PartitionRange, setup: Ga4Setup, timezone: str,
-                now: dt.datetime | None = None) -> list[DaySource]:
-    """The table each day of the range is merged from (one listing query)."""
-    by_day = warehouse.list_export_tables().by_day()
+                now: dt.datetime | None = None) -> dict[str, list[DaySource]]:
+    """For each GA4 property, the table each day of the range is merged from (one listing query per
+    property)."""
+    by_property = {p: listing.by_day() for p, listing in warehouse.list_all_export_tables().items()}
     now = now or dt.datetime.now(dt.timezone.utc)
-    sources = []
+    sources: dict[str, list[DaySource]] = {p: [] for p in by_property}
     for day in days.days:
-        day_end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=ZoneInfo(timezone))
-        sources.append(choose_source(day, by_day.get(day, {}), setup.sources, (now - day_end).total_seconds() / 3600))
+        for property_id, source in sources_of_day(day, by_property, setup.sources, timezone, now).items():
+            sources[property_id].append(source)
     return sources
 
 
@@ -86,28 +108,101 @@ def export_drift(columns: dict[str, set[str]], table_ids: list[str]) -> ExportDr
     return drift
 
 
-def merge_sql(name: str, absent_optional: list[str]) -> str:
-    """The SQL file `name` with each optional column absent from every table read as a typed NULL."""
-    sql = read_sql(__file__, name)
-    if not absent_optional:
-        return sql
-    tree = sqlglot.parse_one(sql, read="bigquery")
+@dataclass(frozen=True)
+class PropertyRead:
+    """One GA4 property's part of a merge: its table for each day, and what those tables lack."""
+
+    property_id: str
+    suffixes: tuple[str, ...]  # `_TABLE_SUFFIX` of each day's table
+    absent_optional: tuple[str, ...] = ()  # optional columns none of its tables has: read as typed NULL
+    absent_columns: tuple[str, ...] = ()  # columns only other properties' tables have: read as NULL
+
+    @property
+    def params(self) -> dict:
+        return {f"table_suffixes_{self.property_id}": list(self.suffixes),
+                f"property_id_{self.property_id}": self.property_id}
+
+
+def property_reads(warehouse: Warehouse, sources: dict[str, list[DaySource]]) -> list[PropertyRead]:
+    """What the merge reads from each property, after checking its tables exist and carry GA4's columns
+    (one metadata query per property); a missing table or a drifted schema fails naming the table."""
+    waiting = [(p, s) for p, property_sources in sources.items() for s in property_sources if s.table is None]
+    if waiting:
+        names = [warehouse.export_table_name(f"events_{s.day.strftime('%Y%m%d')}", p) for p, s in waiting]
+        raise Failure(
+            description=f"GA4 export table(s) not found: {', '.join(names)} "
+                        f"({'; '.join(f'{name}: {s.reason}' for name, (_, s) in zip(names, waiting))}). The "
+                        "sensor requests the day again once its table appears.",
+            metadata={"missing_tables": MetadataValue.json(names)},
+        )
+    columns, drifts = {}, {}
+    for property_id, property_sources in sources.items():
+        table_ids = [s.table.table_id for s in property_sources]
+        found = warehouse.export_columns(table_ids, property_id)
+        columns[property_id] = set().union(*(found.get(t, set()) for t in table_ids))
+        drifts[property_id] = export_drift(found, table_ids)
+    missing = {warehouse.export_table_name(t, p): c for p, drift in drifts.items()
+               for t, c in drift.missing_required.items()}
+    if missing:
+        described = "; ".join(f"{name} lacks {', '.join(c)}" for name, c in missing.items())
+        raise Failure(
+            description=f"GA4 export schema drift: {described}. Merging would fill those columns with NULL; "
+                        "fix or re-export the table(s), then run the day again.",
+            metadata={"missing_columns": MetadataValue.json(missing)},
+        )
+    every_column = set().union(*columns.values())
+    return [PropertyRead(property_id, tuple(s.table.suffix for s in sources[property_id]),
+                         tuple(drifts[property_id].absent_optional),
+                         tuple(sorted(every_column - columns[property_id] - set(OPTIONAL_EXPORT_COLUMNS))))
+            for property_id in sources]
+
+
+def merge_sql(name: str, reads: list[PropertyRead]) -> str:
+    """The SQL file `name` with its export read repeated for each property (that property's dataset and
+    parameters; what its tables lack read as NULL), the copies unioned by column name."""
+    tree = sqlglot.parse_one(read_sql(__file__, name), read="bigquery")
     export_read = next(
         select for select in tree.find_all(exp.Select)
         if any(table.name == "events_*" for table in select.args["from_"].find_all(exp.Table))
         and isinstance(select.args["from_"].this, exp.Table)
     )
-    for column in absent_optional:
-        export_read.select(
-            exp.alias_(exp.cast(exp.null(), exp.DataType.build(OPTIONAL_EXPORT_COLUMNS[column], dialect="bigquery")),
-                       column),
-            copy=False,
-        )
+    copies = [_property_copy(export_read, read) for read in reads]
+    export_read.replace(reduce(lambda a, b: exp.Union(this=a, expression=b, distinct=False, by_name=True), copies))
     return tree.sql("bigquery", pretty=True)
 
 
-def _volume_guard(committed, staged_per_day: dict[str, int], days: PartitionRange, setup: Ga4Setup) -> dict:
-    """Each staged day against the median of the trailing days already merged (none yet: nothing to compare)."""
+def _property_copy(export_read: exp.Select, read: PropertyRead) -> exp.Select:
+    copy = export_read.copy()
+    copy.args["from_"].this.set("db", exp.to_identifier(export_dataset_name(read.property_id)))
+    for parameter in copy.find_all(exp.Parameter):
+        if parameter.name in PER_PROPERTY_PARAMS:
+            parameter.set("this", exp.var(f"{parameter.name}_{read.property_id}"))
+    for column in read.absent_optional:
+        copy.select(exp.alias_(exp.cast(exp.null(), exp.DataType.build(OPTIONAL_EXPORT_COLUMNS[column],
+                                                                       dialect="bigquery")), column), copy=False)
+    for column in read.absent_columns:
+        copy.select(exp.alias_(exp.null(), column), copy=False)
+    return copy
+
+
+def merge_statement(name: str, reads: list[PropertyRead], contract: ProductDbContract, warehouse: Warehouse) -> str:
+    """`merge_sql` with the product DB's tables mapped through the contract: what the asset runs."""
+    return read_shop_sql(merge_sql(name, reads), contract, warehouse)
+
+
+def merge_params(days: PartitionRange, reads: list[PropertyRead], setup: Ga4Setup, contract: ProductDbContract,
+                 warehouse: Warehouse) -> dict:
+    params = {**days.params, **contract_params(contract), "url_params_kept": setup.url_params_pattern,
+              "erased_visitors": erased_visitors(warehouse)}
+    for read in reads:
+        params.update(read.params)
+    return params
+
+
+def _volume_guard(committed, staged_per_day: dict[str, int], days: PartitionRange, setup: Ga4Setup,
+                  open_days: frozenset[str] = frozenset()) -> dict:
+    """Each staged day against the median of the trailing days already merged (none yet: nothing to compare).
+    A day still open (the intraday refresh) is partial by nature and is not held to it."""
     guard = setup.volume_guard
     trailing = PartitionRange(days.first_day - dt.timedelta(days=guard.trailing_days),
                               days.first_day - dt.timedelta(days=1))
@@ -116,11 +211,12 @@ def _volume_guard(committed, staged_per_day: dict[str, int], days: PartitionRang
     if median is None or median < guard.min_events:
         return {"passed": True, "trailing_median": median, "too_low": {}, "applies": False}
     floor = guard.min_ratio * median
-    too_low = {day: n for day, n in staged_per_day.items() if n < floor}
+    too_low = {day: n for day, n in staged_per_day.items() if n < floor and day not in open_days}
     return {"passed": not too_low, "trailing_median": median, "floor": floor, "too_low": too_low, "applies": True}
 
 
-def build_ga4_events(partitions: DailyPartitionsDefinition, timezone: str, setup: Ga4Setup) -> AssetsDefinition:
+def build_ga4_events(partitions: DailyPartitionsDefinition, timezone: str, setup: Ga4Setup,
+                     contract: ProductDbContract) -> AssetsDefinition:
     @asset(
         deps=["ga4_export"],
         partitions_def=partitions,
@@ -146,37 +242,27 @@ def build_ga4_events(partitions: DailyPartitionsDefinition, timezone: str, setup
         ],
     )
     def ga4_events(context: AssetExecutionContext, config: MergeConfig, warehouse: Warehouse):
-        """All GA4 events, one row per event, partitioned by property-local `event_date` (clustered by
-        `event_name`), with every column of the export. A day is read from its daily table (the 360 fresh
+        """All GA4 events of every property the deployment reads, one row per event, partitioned by
+        property-local `event_date` (clustered by `event_name`), with every column of the export and the
+        `property_id` that exported it. Each property's day is read from its daily table (the 360 fresh
         table, or after a grace period the intraday table, when the daily one is missing; `sources` in the
-        metadata says which). Rows that cannot be events are left out and counted by reason; re-delivered
-        events collapse to one deterministic copy (event_key: GA4's batch fields, or on older rows stream,
-        pseudo user, timestamp, name, session and page). The new rows are checked before they replace the
-        stored day, so a refused re-export leaves every table as it was."""
+        metadata says which, keyed `<property id>/<day>` when there are several properties); a property
+        whose day has no usable table fails the day, naming the table. Rows that cannot be events are left
+        out and counted by reason; re-delivered events collapse to one deterministic copy (event_key:
+        property plus GA4's batch fields, or on older rows property, stream, pseudo user, timestamp, name,
+        session and page). The new rows are checked before they replace the stored day, so a refused
+        re-export leaves every table as it was."""
         sql_started = warehouse.sql_seconds
         days = partition_range(context)
         sources = day_sources(warehouse, days, setup, timezone)
-        waiting = [s for s in sources if s.table is None]
-        if waiting:
-            names = [warehouse.export_table_name(f"events_{s.day.strftime('%Y%m%d')}") for s in waiting]
-            raise Failure(
-                description=f"GA4 export table(s) not found: {', '.join(names)} "
-                            f"({'; '.join(f'{s.day}: {s.reason}' for s in waiting)}). The sensor requests the "
-                            "day again once its table appears.",
-                metadata={"missing_tables": MetadataValue.json(names)},
-            )
-        table_ids = [s.table.table_id for s in sources]
-        drift = export_drift(warehouse.export_columns(table_ids), table_ids)
-        if drift.missing_required:
-            described = "; ".join(f"{warehouse.export_table_name(t)} lacks {', '.join(c)}"
-                                  for t, c in drift.missing_required.items())
-            raise Failure(
-                description=f"GA4 export schema drift: {described}. Merging would fill those columns with NULL; "
-                            "fix or re-export the table(s), then run the day again.",
-                metadata={"missing_columns": MetadataValue.json(drift.missing_required)},
-            )
-        params = {**days.params, "table_suffixes": [s.table.suffix for s in sources],
-                  "url_params_kept": setup.url_params_pattern}
+        reads = property_reads(warehouse, sources)
+        params = merge_params(days, reads, setup, contract, warehouse)
+        every_source = [s for property_sources in sources.values() for s in property_sources]
+        open_days = sorted({s.day.isoformat() for s in every_source if s.still_open})
+
+        def sql(name: str) -> str:
+            return merge_statement(name, reads, contract, warehouse)
+
         outcome: dict = {}
 
         def validate(staged: StagedPartitions) -> None:
@@ -185,7 +271,7 @@ def build_ga4_events(partitions: DailyPartitionsDefinition, timezone: str, setup
                 "SELECT COUNT(DISTINCT event_key) AS distinct_keys, COUNTIF(event_key IS NULL) AS null_keys, "
                 "COUNTIF(analytics_consent_denied) AS consent_denied FROM staged.ga4_events "
                 "WHERE event_date BETWEEN @first_day AND @last_day", days.params).to_pylist()[0]
-            volume = _volume_guard(staged, per_day, days, setup)
+            volume = _volume_guard(staged, per_day, days, setup, frozenset(open_days))
             outcome.update(per_day=per_day, keys=keys, volume=volume, rows=staged.rows)
             refused = [name for name, passed in (
                 ("has_rows_every_day", all(n > 0 for n in per_day.values())),
@@ -198,14 +284,14 @@ def build_ga4_events(partitions: DailyPartitionsDefinition, timezone: str, setup
 
         try:
             rows = warehouse.replace_partitions(
-                "ga4_events", merge_sql("ga4_events.sql", drift.absent_optional), params, "event_date",
+                "ga4_events", sql("ga4_events.sql"), params, "event_date",
                 days.first_day, days.last_day, cluster_by=["event_name"], validate=validate,
             )
             refusal = None
         except RefusedPartitions as error:
             refusal = error
             rows = outcome["rows"]
-        read = warehouse.query(merge_sql("ga4_events_drops.sql", drift.absent_optional), params).to_pylist()[0]
+        read = warehouse.query(sql("ga4_events_drops.sql"), params).to_pylist()[0]
         rows_read = int(read.pop("rows_read") or 0)
         dropped = {k: int(read[k] or 0) for k in DROP_REASONS}
         kept_rows = rows_read - sum(dropped.values())
@@ -230,7 +316,9 @@ def build_ga4_events(partitions: DailyPartitionsDefinition, timezone: str, setup
             AssetCheckResult(check_name="consent_denied_share", passed=consent_share <= setup.max_consent_denied_share,
                              severity=AssetCheckSeverity.WARN, metadata={"consent_denied_share": consent_share}),
         ]
-        sources_by_day = {s.day.isoformat(): s.table.table_id for s in sources}
+        # Day -> table; with several properties, <property id>/<day> -> table.
+        sources_by_day = {qualified(p, s.day.isoformat(), warehouse.several_properties): s.table.table_id
+                          for p, property_sources in sources.items() for s in property_sources}
         if refusal is not None:
             yield from checks
             raise Failure(
@@ -245,7 +333,8 @@ def build_ga4_events(partitions: DailyPartitionsDefinition, timezone: str, setup
                 "dagster/row_count": rows,
                 "days": days.label,
                 "sources": MetadataValue.json(sources_by_day),
-                "source_kinds": ", ".join(sorted({s.kind for s in sources})),
+                "source_kinds": ", ".join(sorted({s.kind for s in every_source})),
+                "days_still_open": MetadataValue.json(open_days),
                 "rows_read": rows_read,
                 "duplicates_removed": kept_rows - rows,
                 **dropped,
@@ -253,12 +342,13 @@ def build_ga4_events(partitions: DailyPartitionsDefinition, timezone: str, setup
                 "consent_denied_share": consent_share,
                 "user_ids_refused_as_email": int(read["user_ids_refused_as_email"] or 0),
                 "page_locations_scrubbed": int(read["page_locations_scrubbed"] or 0),
-                "export_columns_absent": MetadataValue.json(drift.absent_optional),
+                "export_columns_absent": MetadataValue.json(
+                    sorted(set().union(*(r.absent_optional for r in reads)))),
                 "sql_seconds": MetadataValue.float(warehouse.sql_seconds - sql_started),
                 "rows_per_day": MetadataValue.json(outcome["per_day"]),
                 "preview": preview(warehouse, "ga4_events",
                                    ["event_date", "event_name", "user_pseudo_id", "user_id", "ga_session_id",
-                                    "source_table"], days, order_by="event_timestamp"),
+                                    "property_id", "source_table"], days, order_by="event_timestamp"),
             },
             check_results=checks,
         )

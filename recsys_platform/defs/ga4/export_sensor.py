@@ -3,7 +3,6 @@
 import datetime as dt
 import hashlib
 import json
-from zoneinfo import ZoneInfo
 
 from dagster import (
     AssetKey,
@@ -22,7 +21,14 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from recsys_platform.defs.ga4.daily_job import GA4_DAILY_JOB
 from recsys_platform.defs.ga4.ga4_setup import Ga4Setup
-from recsys_platform.lib.warehouse.export_tables import ExportTable, choose_source
+from recsys_platform.lib.warehouse.export_tables import (
+    ExportTable,
+    export_dataset_name,
+    qualified,
+    sources_of_day,
+    tables_version,
+    unqualified,
+)
 from recsys_platform.lib.warehouse.interface import Warehouse
 
 # More days than this in one tick (a first deployment, a long outage) become single-run backfills of
@@ -39,9 +45,10 @@ def build_ga4_export_sensor(partitions: DailyPartitionsDefinition, setup: Ga4Set
         minimum_interval_seconds=300,
         default_status=DefaultSensorStatus.RUNNING,
         description=(
-            "Lists the GA4 export's tables with one metadata query per tick and requests a run for each day "
-            "whose table appeared or was rewritten (GA4 rewrites a day for up to 72 hours as late events "
-            "arrive; a daily table replaces an intraday one). The run key is table + modification time, so a "
+            "Lists each GA4 property's export tables with one metadata query per property per tick and "
+            "requests a run for each day whose table appeared or was rewritten in any property (GA4 rewrites "
+            "a day for up to 72 hours as late events arrive; a daily table replaces an intraday one), once "
+            "every property has a table for it. The run key is the day's tables + modification times, so a "
             "tick never requests the same work twice; many days at once become single-run backfills."
         ),
     )
@@ -51,24 +58,41 @@ def build_ga4_export_sensor(partitions: DailyPartitionsDefinition, setup: Ga4Set
     return ga4_export_sensor
 
 
-def _seen_from_materializations(context: SensorEvaluationContext) -> dict[str, int]:
+# (property id, table id) -> the modification time (ms) it was requested or merged at
+Seen = dict[tuple[str, str], int]
+
+
+def _read_cursor(cursor: str, first_property: str) -> Seen:
+    """The cursor maps table ids (`<property id>/<table id>` with several properties) to modification times;
+    a bare table id, as every cursor of a single-property deployment has it, is the first property's."""
+    return {unqualified(key, first_property): ms for key, ms in json.loads(cursor).items()}
+
+
+def _write_cursor(seen: Seen, several_properties: bool) -> str:
+    return json.dumps({qualified(p, table_id, several_properties): ms for (p, table_id), ms in seen.items()},
+                      sort_keys=True)
+
+
+def _seen_from_materializations(context: SensorEvaluationContext, first_property: str) -> Seen:
     """An empty cursor (a new deployment, `make dev` after `make demo`) is seeded from what was merged:
-    each day's source table, as of when it was merged, counts as seen."""
+    each day's source tables, as of when they were merged, count as seen."""
     records = context.instance.fetch_materializations(
         AssetRecordsFilter(asset_key=AssetKey("ga4_events")), limit=SEED_LOOKBACK_RECORDS
     ).records
-    seen: dict[str, int] = {}
+    seen: Seen = {}
     for record in records:
         sources = record.asset_materialization.metadata.get("sources")
         merged_ms = int(record.timestamp * 1000)
-        for table_id in (sources.value if sources is not None else {}).values():
-            seen[table_id] = max(seen.get(table_id, 0), merged_ms)
+        for day_key, table_id in (sources.value if sources is not None else {}).items():
+            key = (unqualified(day_key, first_property)[0], table_id)
+            seen[key] = max(seen.get(key, 0), merged_ms)
     return seen
 
 
-def _is_new(table: ExportTable, seen: dict[str, int]) -> bool:
+def _is_new(property_id: str, table: ExportTable, seen: Seen) -> bool:
     # Seen tables carry the modification time they were requested (or merged) at.
-    return table.table_id not in seen or seen[table.table_id] < table.last_modified_ms
+    key = (property_id, table.table_id)
+    return key not in seen or seen[key] < table.last_modified_ms
 
 
 def _contiguous(days: list[dt.date]) -> list[tuple[dt.date, dt.date]]:
@@ -83,56 +107,82 @@ def _contiguous(days: list[dt.date]) -> list[tuple[dt.date, dt.date]]:
 
 def ga4_export_tick(context: SensorEvaluationContext, warehouse: Warehouse, partitions: DailyPartitionsDefinition,
                     setup: Ga4Setup, timezone: str, now: dt.datetime | None = None):
-    seen: dict[str, int] = json.loads(context.cursor) if context.cursor else _seen_from_materializations(context)
-    listing = warehouse.list_export_tables()
+    first, several = warehouse.ga4_property_id, warehouse.several_properties
+    seen = _read_cursor(context.cursor, first) if context.cursor else _seen_from_materializations(context, first)
+    listings = warehouse.list_all_export_tables()  # one metadata query per property
+    by_property = {p: listing.by_day() for p, listing in listings.items()}
     valid_keys = set(partitions.get_partition_keys())
     now = now or dt.datetime.now(dt.timezone.utc)
-    due: dict[dt.date, ExportTable] = {}
+    due: dict[dt.date, dict[str, ExportTable]] = {}
+    changed: dict[dt.date, dict[str, ExportTable]] = {}
     outside: list[str] = []
-    for day, available in sorted(listing.by_day().items()):
-        day_end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=ZoneInfo(timezone))
-        source = choose_source(day, available, setup.sources, (now - day_end).total_seconds() / 3600)
-        if source.table is None or not _is_new(source.table, seen):
+    held_back: list[str] = []
+    for day in sorted(set().union(*by_property.values())):
+        sources = sources_of_day(day, by_property, setup.sources, timezone, now)
+        # An open day's intraday table changes by the minute: the intraday schedule refreshes it when it is
+        # turned on, and the day's daily table brings it here once exported.
+        if any(s.still_open for s in sources.values()):
+            continue
+        new = {p: s.table for p, s in sources.items() if s.table is not None and _is_new(p, s.table, seen)}
+        if not new:
             continue
         if day.isoformat() not in valid_keys:
-            outside.append(source.table.table_id)
+            outside.extend(qualified(p, t.table_id, several) for p, t in new.items())
             continue
-        due[day] = source.table
+        # A day some property has no table for would only fail: it is requested once that table lands (the
+        # 10:00 fallback run and the merge deadline name a property that never delivers).
+        waiting = [p for p, s in sources.items() if s.table is None]
+        if waiting:
+            held_back.append(f"{day} (waiting for {', '.join(export_dataset_name(p) for p in waiting)})")
+            continue
+        due[day] = {p: s.table for p, s in sources.items()}
+        changed[day] = new
     notes = []
-    if listing.unrecognised:
-        notes.append(f"ignored {len(listing.unrecognised)} export table(s) whose name is not a valid day: "
-                     f"{', '.join(listing.unrecognised[:10])}")
+    unrecognised = [qualified(p, t, several) for p, listing in listings.items() for t in listing.unrecognised]
+    if unrecognised:
+        notes.append(f"ignored {len(unrecognised)} export table(s) whose name is not a valid day: "
+                     f"{', '.join(unrecognised[:10])}")
     if outside:
         notes.append(f"ignored {len(outside)} table(s) outside the partitions (start {partitions.start:%Y-%m-%d}): "
                      f"{', '.join(outside[:10])}")
+    if held_back:
+        notes.append(f"held back {len(held_back)} day(s) until every property has its table: "
+                     f"{', '.join(held_back[:10])}")
     for note in notes:
         context.log.warning(note)
     if not due:
         return SkipReason("; ".join(["no GA4 export table appeared or changed since the last tick", *notes]))
 
     run_requests, reports = [], []
-    for day, table in due.items():
-        change = "rewritten" if table.table_id in seen else "new"
-        reports.append(AssetMaterialization(
-            asset_key="ga4_export", partition=day.isoformat(),
-            metadata={"table_id": table.table_id, "kind": table.kind, "last_modified_ms": table.last_modified_ms,
-                      "dagster/row_count": table.row_count, "change": change},
-        ))
-        seen[table.table_id] = table.last_modified_ms
+    for day, tables in changed.items():
+        for property_id, table in tables.items():
+            reports.append(AssetMaterialization(
+                asset_key="ga4_export", partition=day.isoformat(),
+                metadata={"table_id": table.table_id, "dataset": export_dataset_name(property_id),
+                          "kind": table.kind, "last_modified_ms": table.last_modified_ms,
+                          "dagster/row_count": table.row_count,
+                          "change": "rewritten" if (property_id, table.table_id) in seen else "new"},
+            ))
+    for tables in changed.values():
+        for property_id, table in tables.items():
+            seen[(property_id, table.table_id)] = table.last_modified_ms
     if len(due) <= MAX_DAY_RUNS_PER_TICK:
-        for day, table in due.items():
+        for day, tables in due.items():
             run_requests.append(RunRequest(
-                run_key=f"{table.table_id}@{table.last_modified_ms}", partition_key=day.isoformat(),
-                tags={"recsys/ga4_table": table.table_id, "recsys/ga4_table_kind": table.kind},
+                run_key=tables_version(tables, several), partition_key=day.isoformat(),
+                tags={"recsys/ga4_table": ",".join(qualified(p, t.table_id, several)
+                                                   for p, t in sorted(tables.items())),
+                      "recsys/ga4_table_kind": ",".join(sorted({t.kind for t in tables.values()}))},
             ))
     else:
-        for first, last in _contiguous(list(due)):
+        for first_day, last_day in _contiguous(list(due)):
             version = hashlib.sha256(
-                "".join(f"{due[d].table_id}@{due[d].last_modified_ms}" for d in sorted(due) if first <= d <= last)
-                .encode()).hexdigest()[:12]
+                "".join(tables_version(due[d], several) for d in sorted(due) if first_day <= d <= last_day).encode()
+            ).hexdigest()[:12]
             run_requests.append(RunRequest(
-                run_key=f"{first.isoformat()}..{last.isoformat()}@{version}",
-                tags={ASSET_PARTITION_RANGE_START_TAG: first.isoformat(), ASSET_PARTITION_RANGE_END_TAG: last.isoformat(),
-                      "recsys/ga4_backfill_days": str((last - first).days + 1)},
+                run_key=f"{first_day.isoformat()}..{last_day.isoformat()}@{version}",
+                tags={ASSET_PARTITION_RANGE_START_TAG: first_day.isoformat(),
+                      ASSET_PARTITION_RANGE_END_TAG: last_day.isoformat(),
+                      "recsys/ga4_backfill_days": str((last_day - first_day).days + 1)},
             ))
-    return SensorResult(run_requests=run_requests, asset_events=reports, cursor=json.dumps(seen, sort_keys=True))
+    return SensorResult(run_requests=run_requests, asset_events=reports, cursor=_write_cursor(seen, several))

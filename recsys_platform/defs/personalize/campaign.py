@@ -1,10 +1,15 @@
 """personalize_campaign: moves the live campaign to the day's solution version, behind the gate.
 
 Champion/challenger: before the campaign moves, the new version (challenger) and the version the
-campaign serves (champion) answer the same platform holdout through batch inference and are scored
+campaign serves (champion) answer the same platform holdout through batch inference, filtered by the
+serving filter (personalize.yaml `campaign.filter`, so the gate scores what users get), and are scored
 on the same targets (campaign_gate.py). The campaign moves only if the challenger is not worse than
 the champion by more than the configured tolerance; an operator can force either outcome through run
-config.
+config. A holdout too small to score (`gate.min_holdout_users`) is decided by `gate.when_unscorable`.
+
+The campaign is created and updated with `campaignConfig.syncWithLatestSolutionVersion` false, so no
+version reaches users without passing the gate; one found following its solution, or with another
+minProvisionedTPS than personalize.yaml's, is refused by name with the fix.
 """
 
 import datetime as dt
@@ -24,9 +29,14 @@ from dagster import (
 from pydantic import Field
 
 from recsys_platform.defs.personalize.provisioning import find_campaign_arn, find_solution_arn
-from recsys_platform.defs.personalize.campaign_gate import GateDecision, gate_decision
+from recsys_platform.defs.personalize.campaign_gate import GateDecision, gate_decision, unscorable_decision
 from recsys_platform.defs.personalize.dataset_import import compact_date
-from recsys_platform.defs.personalize.handoffs import CampaignState, DatasetSnapshot, TrainedSolutionVersion
+from recsys_platform.defs.personalize.handoffs import (
+    CampaignState,
+    DatasetImport,
+    DatasetSnapshot,
+    TrainedSolutionVersion,
+)
 from recsys_platform.defs.personalize.holdout_scoring import EmptyHoldoutError, load_holdout, score_on_holdout
 from recsys_platform.defs.personalize.job_waiting import (
     PersonalizeJobDeadlineExceeded,
@@ -39,7 +49,7 @@ from recsys_platform.defs.personalize.wait_config import PersonalizeWaitConfig
 from recsys_platform.lib.lake import LakeResource
 from recsys_platform.lib.personalize_clients import PersonalizeResource
 from recsys_platform.lib.warehouse.interface import Warehouse
-from recsys_platform.shared.personalize_facts import ACTIVE, is_failed
+from recsys_platform.shared.personalize_facts import ACTIVE, LATEST_SOLUTION_VERSION_SUFFIX, is_failed
 
 
 def campaign_decided_by_1800(timezone: str) -> FreshnessPolicy:
@@ -71,6 +81,37 @@ def campaign_progress(campaign: dict, earlier_update_failure_ok: bool = False) -
     return campaign
 
 
+# Sent with every CreateCampaign / UpdateCampaign: the campaign never moves by itself.
+CAMPAIGN_CONFIG = {"syncWithLatestSolutionVersion": False}
+
+
+class CampaignDrift(ValueError):
+    """The campaign in Personalize is not configured as personalize.yaml says; the message gives the fix."""
+
+
+def refuse_drifted_campaign(campaign: dict, name: str, min_provisioned_tps: int) -> None:
+    """A campaign that follows its solution would serve versions the gate never passed; another
+    minProvisionedTPS bills what nobody configured. Both are refused, naming the campaign and the fix."""
+    differences = []
+    if (campaign.get("campaignConfig") or {}).get("syncWithLatestSolutionVersion"):
+        differences.append("campaignConfig.syncWithLatestSolutionVersion: true in Personalize, false in "
+                           "personalize.yaml (it would serve every new version, gated or not)")
+    if campaign.get("minProvisionedTPS") != min_provisioned_tps:
+        differences.append(f"minProvisionedTPS: {campaign.get('minProvisionedTPS')} in Personalize, "
+                           f"{min_provisioned_tps} in personalize.yaml")
+    if differences:
+        serving = campaign.get("solutionVersionArn") or ""
+        if not serving or serving.endswith(LATEST_SOLUTION_VERSION_SUFFIX):
+            serving = "<the solution version it should serve>"
+        raise CampaignDrift(
+            f"campaign {name} ({campaign.get('campaignArn')}) differs from personalize.yaml: {'; '.join(differences)}. "
+            f"Fix: aws personalize update-campaign --campaign-arn {campaign.get('campaignArn')} --solution-version-arn "
+            f"{serving} --min-provisioned-tps {min_provisioned_tps} --campaign-config "
+            "syncWithLatestSolutionVersion=false (or change campaign.min_provisioned_tps in personalize.yaml), "
+            "then run the step again"
+        )
+
+
 def serving_since(campaign: dict) -> dt.datetime:
     update = campaign.get("latestCampaignUpdate") or {}
     if update.get("status") == ACTIVE and update.get("solutionVersionArn") == campaign["solutionVersionArn"]:
@@ -100,11 +141,19 @@ def build_campaign(setup: PersonalizeSetup, partitions: DailyPartitionsDefinitio
         personalize_solution_version: TrainedSolutionVersion,
         personalize_interactions_csv: DatasetSnapshot,
         personalize_items_csv: DatasetSnapshot,
+        personalize_dataset_import: DatasetImport,
     ):
         """The live Personalize campaign that serves recommendations. Created with the first solution
         version; afterwards moved to the day's version only if it passes the champion/challenger gate on
-        the platform holdout. Metadata: the version served and since when, the decision and both scores."""
+        the platform holdout, scored through the serving filter; never following its solution by itself.
+        Metadata: the version served and since when, the decision and both scores, and what the shop's app
+        needs: the filters' ARNs and the event tracker's trackingId."""
         gate = setup.gate
+        filter_arns = personalize_dataset_import.filter_arns
+        serving_filter_arn = filter_arns.get(setup.serving_filter) if setup.serving_filter else None
+        if setup.serving_filter and serving_filter_arn is None:
+            raise LookupError(f"filter {setup.serving_filter} (campaign.filter) was not provisioned by the day's "
+                              "import; re-run personalize_dataset_import")
         tolerance = gate.tolerance if config.tolerance is None else config.tolerance
         client = personalize.get_client()
         solution_arn = client.describe_solution_version(
@@ -125,52 +174,80 @@ def build_campaign(setup: PersonalizeSetup, partitions: DailyPartitionsDefinitio
             return describe()
 
         metadata: dict = {"challenger_solution_version_arn": challenger_arn, "gate_metric": gate.metric,
-                          "gate_tolerance": MetadataValue.float(tolerance)}
+                          "gate_tolerance": MetadataValue.float(tolerance),
+                          "gate_filter_arn": serving_filter_arn or "(none)"}
         check = None
+        scored = True
         if campaign_arn is None:
             campaign_arn = client.create_campaign(
                 name=setup.campaign_name, solutionVersionArn=challenger_arn,
-                minProvisionedTPS=setup.min_provisioned_tps,
+                minProvisionedTPS=setup.min_provisioned_tps, campaignConfig=CAMPAIGN_CONFIG,
             )["campaignArn"]
             decision = GateDecision(True, "first deployment: no campaign served a version before")
             campaign = wait_for_campaign()
         else:
             campaign = wait_for_campaign(earlier_update_failure_ok=True)  # an earlier run's update settles first
+            refuse_drifted_campaign(campaign, setup.campaign_name, setup.min_provisioned_tps)
             champion_arn = campaign["solutionVersionArn"]
             if champion_arn == challenger_arn:
                 decision = GateDecision(True, "the campaign already serves this version")
             else:
                 window = personalize_interactions_csv.window
+                holdout, unscored = None, None
                 try:
                     holdout = load_holdout(warehouse, lake, window, setup, context.run.run_id)
-                    job_prefix = f"recsys-holdout-{compact_date(context.partition_key)}"
-                    scores = {
-                        role: score_on_holdout(client, lake, arn, holdout, job_prefix, personalize.service_role_arn,
-                                               gate.num_results, personalize_items_csv.rows, config.policy(),
-                                               log=context.log.info)
-                        for role, arn in (("challenger", challenger_arn), ("champion", champion_arn))
-                    }
-                except (EmptyHoldoutError, PersonalizeJobFailed, PersonalizeJobDeadlineExceeded) as error:
-                    if config.override == "none":
-                        raise
-                    # The override is how an operator gets past a gate that cannot score (e.g. no purchases yet).
-                    context.log.warning(f"the gate could not score the versions ({error}); the override decides")
-                    scores = None
-                decision, check, gate_metadata = gate_decision(scores, gate, tolerance, config.override)
+                except EmptyHoldoutError as error:
+                    unscored = str(error)
+                if holdout is not None and len(holdout.targets) < gate.min_holdout_users:
+                    unscored = (f"{len(holdout.targets)} held-out user(s) with a {setup.holdout.target_event_type} "
+                                f"since {window.holdout_start}, fewer than gate.min_holdout_users "
+                                f"({gate.min_holdout_users})")
+                if unscored is not None:
+                    scored = False
+                    decision, check, gate_metadata = unscorable_decision(unscored, gate, config.override)
+                else:
+                    try:
+                        job_prefix = f"recsys-holdout-{compact_date(context.partition_key)}"
+                        scores = {
+                            role: score_on_holdout(client, lake, arn, holdout, job_prefix,
+                                                   personalize.service_role_arn, gate.num_results,
+                                                   personalize_items_csv.rows, config.policy(), log=context.log.info,
+                                                   filter_arn=serving_filter_arn)
+                            for role, arn in (("challenger", challenger_arn), ("champion", champion_arn))
+                        }
+                    except (PersonalizeJobFailed, PersonalizeJobDeadlineExceeded) as error:
+                        if config.override == "none":
+                            raise
+                        # The override is how an operator gets past a gate whose batch inference failed.
+                        context.log.warning(f"the gate could not score the versions ({error}); the override decides")
+                        scores = None
+                        scored = False
+                    decision, check, gate_metadata = gate_decision(scores, gate, tolerance, config.override)
                 metadata.update(gate_metadata)
                 if decision.promote:
-                    client.update_campaign(campaignArn=campaign_arn, solutionVersionArn=challenger_arn)
+                    client.update_campaign(campaignArn=campaign_arn, solutionVersionArn=challenger_arn,
+                                           minProvisionedTPS=setup.min_provisioned_tps,
+                                           campaignConfig=CAMPAIGN_CONFIG)
                     campaign = wait_for_campaign()
         context.log.info(f"gate: {decision.reason}")
         state = CampaignState(campaign_arn=campaign_arn, serving_solution_version_arn=campaign["solutionVersionArn"],
                               serving_since=serving_since(campaign), promoted=decision.promote,
-                              decision=decision.reason)
+                              decision=decision.reason, serving_filter_arn=serving_filter_arn,
+                              filter_arns=filter_arns, event_tracker_arn=personalize_dataset_import.event_tracker_arn,
+                              tracking_id=personalize_dataset_import.tracking_id, scored=scored)
         metadata.update({
             "campaign_arn": state.campaign_arn,
             "decision": state.decision,
             "promoted": state.promoted,
+            "scored": state.scored,
             "serving_solution_version_arn": state.serving_solution_version_arn,
             "serving_since": state.serving_since.isoformat(),
+            "campaign_config": MetadataValue.json(campaign.get("campaignConfig") or {}),
+            "min_provisioned_tps": MetadataValue.int(int(campaign.get("minProvisionedTPS") or 0)),
+            "serving_filter_arn": state.serving_filter_arn or "(none)",
+            "filter_arns": MetadataValue.json(state.filter_arns),
+            "event_tracker_arn": state.event_tracker_arn or "(none)",
+            "tracking_id": state.tracking_id or "(none)",
         })
         if check is None:
             check = AssetCheckResult(check_name="challenger_not_worse", passed=True,

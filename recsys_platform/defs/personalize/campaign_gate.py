@@ -99,3 +99,24 @@ def gate_decision(scores: dict[str, HoldoutScore] | None, gate: GateSpec, tolera
         metadata={"decision": decision.reason, "gate_without_override": gate_verdict.reason},
     )
     return decision, check, metadata
+
+
+def unscorable_decision(why: str, gate: GateSpec, override: str) -> tuple[GateDecision, AssetCheckResult, dict]:
+    """The decision when the holdout is too small to score the versions: the operator's override if given,
+    otherwise personalize.yaml `gate.when_unscorable`. Never a failure: a small shop's campaign would
+    otherwise stay on its first version, the run failing day after day."""
+    if override != "none":
+        decision = decide(float("nan"), float("nan"), 0.0, override)
+    elif gate.when_unscorable == "promote":
+        decision = GateDecision(True, f"promote unscored: {why} (gate.when_unscorable: promote)")
+    else:
+        decision = GateDecision(False, f"hold unscored: {why} (gate.when_unscorable: hold)")
+    check = AssetCheckResult(
+        check_name="challenger_not_worse", passed=False, severity=AssetCheckSeverity.WARN,
+        description=f"not scored: {why}",
+        metadata={"decision": decision.reason, "scored": False, "unscored_because": why,
+                  "when_unscorable": gate.when_unscorable},
+    )
+    metadata = {"scored": False, "unscored_because": why, "when_unscorable": gate.when_unscorable,
+                "min_holdout_users": MetadataValue.int(gate.min_holdout_users)}
+    return decision, check, metadata

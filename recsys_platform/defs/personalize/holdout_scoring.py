@@ -13,17 +13,36 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from recsys_platform.defs.personalize.handoffs import TrainingWindow
-from recsys_platform.defs.personalize.job_waiting import WaitPolicy, attempt_name, list_all, wait_until_active
+from recsys_platform.defs.personalize.job_waiting import (
+    WaitPolicy,
+    attempt_number,
+    list_all,
+    new_attempt_name,
+    wait_until_active,
+)
 from recsys_platform.defs.personalize.personalize_setup import PersonalizeSetup
 from recsys_platform.defs.personalize.snapshots import window_params
 from recsys_platform.lib.lake import LakeResource
 from recsys_platform.lib.sql_files import read_sql
 from recsys_platform.lib.warehouse.interface import Warehouse
 from recsys_platform.shared.offline_metrics import UserScores, bootstrap_interval, per_user_scores, personalize_metrics
+from recsys_platform.shared.personalize_facts import is_failed
 
 
 class EmptyHoldoutError(ValueError):
     """No held-out user has a target event in the holdout period, so no version can be scored."""
+
+
+def held_out(warehouse: Warehouse, setup: PersonalizeSetup, user_ids: list[str]) -> set[str]:
+    """Which of `user_ids` are held-out users: the SQL holdout predicate itself (IS_HELD_OUT), so the
+    real-time path (event replay, the demo) leaves out exactly the users training leaves out."""
+    if not user_ids:
+        return set()
+    rows = warehouse.query(read_sql(__file__, "personalize_held_out_users.sql"), {
+        "user_ids": list(user_ids), "holdout_seed": setup.holdout.seed,
+        "holdout_percent": setup.holdout.percent_users,
+    })
+    return set(rows.column("USER_ID").to_pylist())
 
 
 @dataclass(frozen=True)
@@ -74,14 +93,26 @@ def _version_id(solution_version_arn: str) -> str:
 
 def run_batch_inference(client, lake: LakeResource, solution_version_arn: str, holdout: Holdout, base_name: str,
                         role_arn: str, num_results: int, policy: WaitPolicy,
-                        log: Callable[[str], None] | None = None) -> tuple[str, dict[str, list[str]]]:
-    """Starts (or resumes) the batch inference job `base_name` and returns (jobArn, userId -> items)."""
+                        log: Callable[[str], None] | None = None,
+                        filter_arn: str | None = None) -> tuple[str, dict[str, list[str]]]:
+    """Starts (or resumes) the batch inference job `base_name` and returns (jobArn, userId -> items).
+
+    With `filter_arn`, each user's recommendations are filtered as GetRecommendations with that filter
+    would filter them. A job of the day that answered with another filter (or none) is not resumed."""
     jobs = list_all(client, "list_batch_inference_jobs", "batchInferenceJobs", solutionVersionArn=solution_version_arn)
-    name, resumed = attempt_name(base_name, {j["jobName"]: j["status"] for j in jobs})
+    name, resumed = None, False
+    for job in sorted((j for j in jobs if attempt_number(base_name, j["jobName"]) is not None
+                       and not is_failed(j["status"])), key=lambda j: attempt_number(base_name, j["jobName"])):
+        described = client.describe_batch_inference_job(batchInferenceJobArn=job["batchInferenceJobArn"])[
+            "batchInferenceJob"]
+        if described.get("filterArn") == filter_arn and described.get("numResults") == num_results:
+            name, arn, resumed = job["jobName"], job["batchInferenceJobArn"], True
+            break
+    if name is None:
+        name = new_attempt_name(base_name, [j["jobName"] for j in jobs])
     output_key = f"personalize/batch-inference/{name}/"
-    if resumed:
-        arn = next(j["batchInferenceJobArn"] for j in jobs if j["jobName"] == name)
-    else:
+    if not resumed:
+        params = {"filterArn": filter_arn} if filter_arn else {}
         arn = client.create_batch_inference_job(
             jobName=name,
             solutionVersionArn=solution_version_arn,
@@ -89,6 +120,7 @@ def run_batch_inference(client, lake: LakeResource, solution_version_arn: str, h
             jobInput={"s3DataSource": {"path": lake.uri(holdout.input_key)}},
             jobOutput={"s3DataDestination": {"path": lake.folder_uri(output_key)}},
             roleArn=role_arn,
+            **params,
         )["batchInferenceJobArn"]
     job = wait_until_active(
         lambda: client.describe_batch_inference_job(batchInferenceJobArn=arn)["batchInferenceJob"],
@@ -113,11 +145,12 @@ def parse_batch_output(text: str) -> dict[str, list[str]]:
 
 def score_on_holdout(client, lake: LakeResource, solution_version_arn: str, holdout: Holdout, job_prefix: str,
                      role_arn: str, num_results: int, catalog_size: int, policy: WaitPolicy,
-                     log: Callable[[str], None] | None = None) -> HoldoutScore:
-    """Batch inference of one version for the holdout's users, scored against the holdout's targets."""
+                     log: Callable[[str], None] | None = None, filter_arn: str | None = None) -> HoldoutScore:
+    """Batch inference of one version for the holdout's users (filtered by `filter_arn`, as users get
+    them), scored against the holdout's targets."""
     base_name = f"{job_prefix}-{_version_id(solution_version_arn)}"
     arn, recommended = run_batch_inference(
-        client, lake, solution_version_arn, holdout, base_name, role_arn, num_results, policy, log
+        client, lake, solution_version_arn, holdout, base_name, role_arn, num_results, policy, log, filter_arn
     )
     return HoldoutScore(
         solution_version_arn=solution_version_arn,

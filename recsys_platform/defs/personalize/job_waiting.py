@@ -64,6 +64,27 @@ def attempt_name(base_name: str, existing_statuses: Mapping[str, str]) -> tuple[
     raise PersonalizeJobFailed(f"{base_name}: {MAX_ATTEMPTS} attempts failed; not starting another")
 
 
+def attempt_number(base_name: str, name: str) -> int | None:
+    """1 for `base_name`, n for `base_name-a<n>`, None for a name of another base."""
+    if name == base_name:
+        return 1
+    match = re.fullmatch(re.escape(base_name) + r"-a(\d+)", name)
+    return int(match.group(1)) if match else None
+
+
+def new_attempt_name(base_name: str, existing_names) -> str:
+    """A name for a new attempt: the one after the highest attempt of `base_name` that exists.
+
+    Unlike `attempt_name`, an earlier attempt that did not fail is not resumed: the caller found it
+    unusable (e.g. it imported or trained on other data)."""
+    numbers = [n for n in (attempt_number(base_name, name) for name in existing_names) if n is not None]
+    if not numbers:
+        return base_name
+    if max(numbers) >= MAX_ATTEMPTS:
+        raise PersonalizeJobFailed(f"{base_name}: {MAX_ATTEMPTS} attempts exist; not starting another")
+    return f"{base_name}-a{max(numbers) + 1}"
+
+
 def wait_until_active(
     describe: Callable[[], dict],
     what: str,

@@ -121,11 +121,16 @@ def build_model_comparison(setup: PersonalizeSetup, partitions: DailyPartitionsD
         versions = {}
         for variant, spec in setup.comparison.items():
             solution_arn = find_solution_arn(client, personalize_dataset_import.dataset_group_arn, spec.name)
+            # The experiment compares FULL trainings; a version created before the datasets last changed
+            # trained on another import and is not resumed.
             versions[variant] = train_solution_version(
-                context, client, solution_arn, f"recsys-{variant}-{day}", "FULL", config.policy()
+                context, client, solution_arn, f"recsys-{variant}-{day}", "FULL", config.policy(),
+                data_as_of=personalize_dataset_import.data_as_of,
             )
 
         holdout = load_holdout(warehouse, lake, window, setup, context.run.run_id)
+        # Unfiltered, unlike the gate: the experiment compares what the models learned (the source article's
+        # question), not what a shop's filters let through.
         scores = {
             variant: score_on_holdout(client, lake, version.solution_version_arn, holdout, f"recsys-compare-{day}",
                                       personalize.service_role_arn, setup.gate.num_results, personalize_items_csv.rows,

@@ -20,6 +20,9 @@ def build_retraining_job():
         selection=AssetSelection.assets(*RETRAINING_ASSETS),
         description="Snapshot the training window to the lake, import it into Personalize, train a solution "
                     "version and move the campaign to it if it passes the gate.",
+        # One retraining at a time (dagster.yaml). Each Personalize wait gives up after 6 h (WaitConfig); a run
+        # past 20 h is stuck outside them, and run monitoring ends it.
+        tags={"recsys/lane": "personalize", "dagster/max_runtime": str(20 * 3600)},
     )
 
 

@@ -3,9 +3,12 @@
 Rows are streamed from the warehouse in Arrow batches and written with pyarrow's CSV writer, so no
 step holds a whole dataset in memory. The CSVs follow Personalize's rules: the header is the schema's
 field names, timestamps are epoch seconds, multi-value categoricals are `|`-joined, text is UTF-8.
-Each asset hands the next step a `DatasetSnapshot` (URI, rows, content hash, training window).
+Each asset hands the next step a `DatasetSnapshot` (URI, rows, content hash, training window). The
+interactions snapshot also writes the training day's rows alone (the increment an INCREMENTAL import
+appends; held-out users' rows are never in it, since the whole day lies after the holdout cut).
 """
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -27,7 +30,7 @@ from dagster import (
     asset,
 )
 
-from recsys_platform.defs.personalize.handoffs import DatasetSnapshot, TrainingWindow
+from recsys_platform.defs.personalize.handoffs import DatasetSnapshot, SnapshotPart, TrainingWindow
 from recsys_platform.defs.personalize.personalize_setup import DatasetSpec, PersonalizeSetup
 from recsys_platform.defs.product_db.contract import ProductDbContract, contract_params, read_shop_sql
 from recsys_platform.lib.lake import LakeResource
@@ -73,9 +76,9 @@ def window_params(window: TrainingWindow, setup: PersonalizeSetup) -> dict:
     }
 
 
-def snapshot_key(dataset: str, training_date: dt.date, run_id: str) -> str:
+def snapshot_key(dataset: str, training_date: dt.date, run_id: str, part: str = "") -> str:
     """Immutable per training run: an import job always reads what the run that named it wrote."""
-    return f"personalize/{dataset}/{training_date.isoformat()}/{run_id}.csv"
+    return f"personalize/{dataset}/{training_date.isoformat()}/{run_id}{'.' + part if part else ''}.csv"
 
 
 def csv_schema(spec: DatasetSpec) -> pa.Schema:
@@ -245,10 +248,16 @@ def build_interactions_snapshot(setup: PersonalizeSetup, partitions: DailyPartit
         params = window_params(window, setup)
         key = snapshot_key("interactions", window.training_date, context.run.run_id)
         schema = csv_schema(spec)
-        stats = write_csv_snapshot(
-            warehouse.iter_batches(read_sql(__file__, "personalize_interactions.sql"), params), schema, lake, key
+        sql = read_sql(__file__, "personalize_interactions.sql")
+        stats = write_csv_snapshot(warehouse.iter_batches(sql, params), schema, lake, key)
+        # The same rows for the training day alone: what an INCREMENTAL import appends to the datasets.
+        increment_key = snapshot_key("interactions", window.training_date, context.run.run_id, "increment")
+        increment_stats = write_csv_snapshot(
+            warehouse.iter_batches(sql, {**params, "window_start": window.training_date}), schema, lake, increment_key
         )
-        snapshot = _snapshot("interactions", lake, key, stats, window)
+        increment = SnapshotPart(lake.uri(increment_key), increment_key, increment_stats.rows, increment_stats.sha256,
+                                 window.training_date, window.training_date)
+        snapshot = dataclasses.replace(_snapshot("interactions", lake, key, stats, window), increment=increment)
         return MaterializeResult(
             value=snapshot,
             metadata={
@@ -256,6 +265,9 @@ def build_interactions_snapshot(setup: PersonalizeSetup, partitions: DailyPartit
                 "window": window.label,
                 "window_days": MetadataValue.int(window.window_days),
                 "holdout_cut": f"{window.holdout_start} (epoch {window.holdout_cut})",
+                "increment_uri": MetadataValue.path(increment.uri),
+                "increment_rows": MetadataValue.int(increment.rows),
+                "increment_sha256": increment.sha256,
             },
             check_results=[
                 schema_check(spec, schema, lake, key, stats),

@@ -29,7 +29,11 @@ CANONICAL_COLUMNS: dict[str, dict[str, str]] = {
     "users": {"user_id": "id", "created_at": "time"},
     "orders": {"order_id": "id", "user_id": "id", "ordered_at": "time", "status": "text"},
     "order_items": {"order_id": "id", "item_id": "id", "quantity": "count", "unit_price": "number"},
+    # Right to erasure: a registered user (user_id), a browser (user_pseudo_id), or both, per request.
+    "erasure_requests": {"user_id": "id", "user_pseudo_id": "text", "requested_at": "time"},
 }
+# Tables a replica may lack: read as empty (a shop that has received no erasure request yet).
+OPTIONAL_TABLES = ("erasure_requests",)
 # Which replica types each kind accepts (BigQuery type names; the DuckDB engine reports the same names).
 ACCEPTED_TYPES = {
     "id": ("STRING", "INT64", "NUMERIC", "BIGNUMERIC"),
@@ -66,6 +70,8 @@ def parse_contract(raw: dict, name: str) -> ProductDbContract:
     tables = {}
     for logical, columns in CANONICAL_COLUMNS.items():
         entry = (raw.get("tables") or {}).get(logical)
+        if not entry and logical in OPTIONAL_TABLES:
+            entry = {"table": logical, "columns": {c: c for c in columns}}
         if not entry or not entry.get("table"):
             raise ContractError(f"product DB contract {name}: tables.{logical}.table is missing")
         mapping = entry.get("columns") or {}
@@ -124,6 +130,7 @@ def check_table(contract: ProductDbContract, logical: str, types: dict[str, str]
 def check_replica(contract: ProductDbContract, column_types: dict[str, dict[str, str]]) -> list[str]:
     """Every way the replica (`{table: {column: type}}`) breaks the contract, each naming table and column."""
     return [problem for logical, replica in contract.tables.items()
+            if not (logical in OPTIONAL_TABLES and replica.table not in column_types)
             for problem in check_table(contract, logical, column_types.get(replica.table))]
 
 
@@ -155,10 +162,17 @@ def _normalised(kind: str, source_type: str, column: exp.Expression) -> exp.Expr
 
 def shop_relation(logical: str, contract: ProductDbContract, column_types: dict[str, dict[str, str]]) -> exp.Subquery:
     """SELECT <platform columns> FROM product_db.<replica table>, each column normalised."""
+    replica = contract.tables[logical]
+    if logical in OPTIONAL_TABLES and replica.table not in column_types:
+        kinds = {"id": "STRING", "text": "STRING", "time": "TIMESTAMP"}
+        empty = exp.select(*[
+            exp.alias_(exp.cast(exp.null(), exp.DataType.build(kinds[kind], dialect="bigquery")), column)
+            for column, kind in CANONICAL_COLUMNS[logical].items()
+        ]).where(exp.false())
+        return empty.subquery()
     problems = check_table(contract, logical, column_types.get(contract.tables[logical].table))
     if problems:
         raise ContractError("; ".join(problems) + f" (contract {contract.name}; `recsys-platform doctor` lists all)")
-    replica = contract.tables[logical]
     types = column_types[replica.table]
     select = exp.select(*[
         exp.alias_(_normalised(kind, types[replica.columns[column]], exp.column(replica.columns[column])), column)

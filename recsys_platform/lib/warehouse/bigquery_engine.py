@@ -24,8 +24,14 @@ from dagster_gcp import BigQueryResource
 from pydantic import Field, PrivateAttr
 from sqlglot import exp
 
+from recsys_platform.lib.sql_files import validate_identifier
 from recsys_platform.lib.warehouse.dialect import LOGICAL_DATASETS, to_bigquery
-from recsys_platform.lib.warehouse.export_tables import LIST_EXPORT_TABLES_SQL, ExportListing, listing_from_rows
+from recsys_platform.lib.warehouse.export_tables import (
+    ExportListing,
+    export_dataset_name,
+    list_export_tables_sql,
+    listing_from_rows,
+)
 from recsys_platform.lib.warehouse.interface import PartitionReplacement, StagedPartitions, Warehouse
 
 STAGING_TTL_HOURS = 24
@@ -74,7 +80,7 @@ class BigQueryWarehouse(Warehouse):
     platform_dataset: str = "recsys"
     product_dataset: str = "product_db"
     export_project: str | None = Field(
-        default=None, description="Project of the GA4 export if it differs from the platform's."
+        default=None, description="Project of the GA4 export (every property's) if it differs from the platform's."
     )
     location: str | None = Field(default=None, description="BigQuery location of the datasets, e.g. EU or US.")
 
@@ -93,8 +99,8 @@ class BigQueryWarehouse(Warehouse):
 
     def _physical_in(self, project: str):
         def physical(dataset: str) -> tuple[str, str]:
-            if dataset == "analytics":
-                return self.export_project or project, self.export_dataset
+            if dataset == "analytics" or dataset.startswith("analytics_"):
+                return self.export_project or project, self.export_dataset_of(dataset)
             if dataset == "product_db":
                 return project, self.product_dataset
             if dataset == "recsys":
@@ -151,10 +157,11 @@ class BigQueryWarehouse(Warehouse):
                             f"WHERE {job.partition_column} BETWEEN @first_day AND @last_day")
                 rows = int(next(iter(client.query(in_range, job_config=self._job_config(job.range_params),
                                                   location=self.location).result()))[0])
+                # Created (empty) before validating: checks compare the staged days with the stored ones.
+                self._create_target(client, target_id, staging_id, job)
                 if validate is not None:
                     validate(StagedPartitions(rows=rows, query=lambda sql, query_params=None: self.query(
                         _rename_staged(sql, {job.table: staging}), query_params)))
-                self._create_target(client, target_id, staging_id, job)
                 for day in _days(job.first_day, job.last_day):
                     # One atomic write per day partition; a field the day adds joins the table's schema.
                     config = self._job_config(
@@ -172,6 +179,26 @@ class BigQueryWarehouse(Warehouse):
                 client.delete_table(staging_id, not_found_ok=True)
         return rows
 
+    def has_table(self, table) -> bool:
+        from google.api_core.exceptions import NotFound
+
+        with self._client() as client:
+            try:
+                client.get_table(f"{self._project(client)}.{self.platform_dataset}.{validate_identifier(table, 'table')}")
+            except NotFound:
+                return False
+            return True
+
+    def delete_rows(self, table, where_sql, params=None) -> int:
+        if not self.has_table(table):
+            return 0
+        with self._timed(), self._client() as client:
+            job = client.query(to_bigquery(f"DELETE FROM recsys.{table} WHERE {where_sql}",
+                                           self._physical_in(self._project(client))),
+                               job_config=self._job_config(params), location=self.location)
+            job.result()
+            return int(job.num_dml_affected_rows or 0)
+
     def _create_target(self, client, target_id: str, staging_id: str, job: PartitionReplacement) -> None:
         """The day-partitioned, clustered table, created empty from the staged rows' schema on first use."""
         cluster = f" CLUSTER BY {', '.join(job.cluster_by)}" if job.cluster_by else ""
@@ -181,14 +208,16 @@ class BigQueryWarehouse(Warehouse):
             location=self.location,
         ).result()
 
-    def list_export_tables(self) -> ExportListing:
+    def list_export_tables(self, property_id=None) -> ExportListing:
+        sql = list_export_tables_sql(self._export_property(property_id))
         with self._client() as client:
-            table = self._run(client, LIST_EXPORT_TABLES_SQL, None).to_arrow(create_bqstorage_client=False)
+            table = self._run(client, sql, None).to_arrow(create_bqstorage_client=False)
             return listing_from_rows(table.to_pylist())
 
-    def export_columns(self, table_ids) -> dict[str, set[str]]:
+    def export_columns(self, table_ids, property_id=None) -> dict[str, set[str]]:
+        logical = export_dataset_name(self._export_property(property_id))
         with self._client() as client:
-            project, dataset = self._physical_in(self._project(client))("analytics")
+            project, dataset = self._physical_in(self._project(client))(logical)
             return {table_id: {field.name for field in client.get_table(f"{project}.{dataset}.{table_id}").schema}
                     for table_id in table_ids}
 

@@ -6,6 +6,7 @@ the engine's physical names. On DuckDB the statement then goes through `shared.b
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -13,10 +14,12 @@ from sqlglot import exp
 
 from recsys_platform.shared.bigquery_on_duckdb import ListTables, expand_wildcard, parse_bigquery, to_duckdb_sql
 
-# analytics: the GA4 export; product_db: the replica; recsys: the platform's tables; staged: rows of a
-# replacement being validated before it is swapped in (see Warehouse.replace_partitions).
+# analytics: the GA4 export (of the first property); product_db: the replica; recsys: the platform's tables;
+# staged: rows of a replacement being validated before it is swapped in (see Warehouse.replace_partitions).
 LOGICAL_DATASETS = ("analytics", "product_db", "recsys", "staged")
-SUFFIX_LIST_PARAM = "table_suffixes"
+# analytics_<property id>: the export of one of the deployment's GA4 properties (the engine refuses others).
+PROPERTY_DATASET = re.compile(r"^analytics_([0-9]+)$")
+SUFFIX_COLUMN = "_TABLE_SUFFIX"
 
 # logical dataset -> (catalog, schema) of the physical tables
 PhysicalName = Callable[[str], tuple[str, str]]
@@ -29,8 +32,9 @@ def qualify_tables(tree: exp.Expression, physical: PhysicalName,
         dataset = table.args.get("db")
         if dataset is None:
             continue  # CTE names and UNNEST aliases
-        if dataset.name not in LOGICAL_DATASETS:
-            raise ValueError(f"table {table.sql('bigquery')} must be qualified with one of {LOGICAL_DATASETS}")
+        if dataset.name not in LOGICAL_DATASETS and not PROPERTY_DATASET.match(dataset.name):
+            raise ValueError(f"table {table.sql('bigquery')} must be qualified with one of {LOGICAL_DATASETS} "
+                             "or analytics_<property id>")
         catalog, schema = physical(dataset.name)
         if table.name.endswith("*") and on_wildcard is not None:
             on_wildcard(table, catalog, schema)
@@ -50,14 +54,16 @@ def to_bigquery(sql: str, physical: PhysicalName) -> str:
 def to_duckdb(sql: str, physical: PhysicalName, list_tables: ListTables, params: Mapping[str, Any] | None) -> str:
     """The DuckDB statement(s) for BigQuery `sql`; `list_tables` resolves wildcard tables.
 
-    A wildcard is pruned by `@first_suffix`/`@last_suffix`, or by the list `@table_suffixes` when the SQL
-    filters `_TABLE_SUFFIX IN UNNEST(@table_suffixes)` (a mix of daily and intraday tables)."""
+    A wildcard is pruned by `@first_suffix`/`@last_suffix`, or by a list of suffixes when its own SELECT
+    filters `_TABLE_SUFFIX IN UNNEST(@<list>)` (a mix of daily and intraday tables; one list per GA4
+    property when a statement reads several)."""
     params = params or {}
-    wanted = params.get(SUFFIX_LIST_PARAM)
     out = []
     for tree in parse_bigquery(sql):
         def expand(table: exp.Table, catalog: str, schema: str) -> None:
             listing, bounds = list_tables, params
+            list_param = suffix_list_param(table)
+            wanted = params.get(list_param) if list_param else None
             if wanted is not None:
                 prefix = table.name[:-1]
                 listing = lambda c, s, p: [n for n in list_tables(c, s, p) if n[len(prefix):] in wanted]  # noqa: E731
@@ -68,8 +74,40 @@ def to_duckdb(sql: str, physical: PhysicalName, list_tables: ListTables, params:
 
         qualify_tables(tree, physical, on_wildcard=expand)
         _timestamp_in_zone(tree)
+        _inline_ctes(tree)
         out.append(to_duckdb_sql(tree))
     return ";\n".join(out)
+
+
+def suffix_list_param(table: exp.Table) -> str | None:
+    """The parameter of a `_TABLE_SUFFIX IN UNNEST(@name)` condition AND-ed into the WHERE of the SELECT that
+    reads the wildcard `table`, if there is one."""
+    select = table.find_ancestor(exp.Select)
+    where = select.args.get("where") if select is not None else None
+    if where is None:
+        return None
+    pending = [where.this]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, exp.Paren):
+            pending.append(node.this)
+        elif isinstance(node, exp.And):
+            pending.extend((node.left, node.right))
+        elif isinstance(node, exp.In) and isinstance(node.this, exp.Column) \
+                and node.this.name.upper() == SUFFIX_COLUMN and node.args.get("unnest") is not None:
+            arrays = node.args["unnest"].expressions
+            if len(arrays) == 1 and isinstance(arrays[0], exp.Parameter):
+                return arrays[0].name
+    return None
+
+
+def _inline_ctes(tree: exp.Expression) -> None:
+    """DuckDB materialises a CTE that a statement reads more than once. The merge reads its wide event rows
+    (every export column) three times; materialised, a 1M-event day spilled ~3 GB and took twice the copy.
+    Inlined, each reader scans the export again (cheap, columnar) and keeps only what it needs. BigQuery
+    inlines CTEs anyway."""
+    for cte in tree.find_all(exp.CTE):
+        cte.set("materialized", False)
 
 
 def _timestamp_in_zone(tree: exp.Expression) -> None:

@@ -22,7 +22,8 @@ from dagster import ConfigurableResource
 from pydantic import Field, PrivateAttr
 
 from recsys_platform.lib.sql_files import validate_identifier
-from recsys_platform.lib.warehouse.export_tables import ExportListing
+from recsys_platform.lib.warehouse.dialect import PROPERTY_DATASET
+from recsys_platform.lib.warehouse.export_tables import ExportListing, export_dataset_name
 
 
 
@@ -65,7 +66,11 @@ class PartitionReplacement:
 class Warehouse(ConfigurableResource):
     """One interface over DuckDB (embedded default) and BigQuery (production)."""
 
-    ga4_property_id: str = Field(description="GA4 property id: the export dataset is analytics_<id>.")
+    ga4_property_id: str = Field(description="GA4 property id: the export dataset is analytics_<id>. The first "
+                                             "property when the deployment reads several.")
+    additional_ga4_property_ids: list[str] = Field(
+        default=[], description="Further GA4 properties merged with the first (datasets analytics_<id>, in the "
+                                "same export project).")
 
     _sql_seconds: float = PrivateAttr(default=0.0)
 
@@ -84,13 +89,46 @@ class Warehouse(ConfigurableResource):
             self._sql_seconds += time.perf_counter() - started
 
     @property
-    def export_dataset(self) -> str:
-        if not self.ga4_property_id.isdigit():
-            raise ValueError(f"GA4 property id must be numeric, got {self.ga4_property_id!r}")
-        return f"analytics_{self.ga4_property_id}"
+    def property_ids(self) -> tuple[str, ...]:
+        """Every GA4 property the deployment reads, the first first."""
+        ids = (self.ga4_property_id, *self.additional_ga4_property_ids)
+        for property_id in ids:
+            export_dataset_name(property_id)  # validates
+        repeated = sorted({p for p in ids if ids.count(p) > 1})
+        if repeated:
+            raise ValueError(f"GA4 property id(s) {', '.join(repeated)} listed more than once")
+        return ids
 
-    def export_table_name(self, table_id: str) -> str:
-        return f"{self.export_dataset}.{table_id}"
+    @property
+    def several_properties(self) -> bool:
+        return bool(self.additional_ga4_property_ids)
+
+    @property
+    def export_dataset(self) -> str:
+        """The first property's export dataset (what the logical dataset `analytics` names)."""
+        return export_dataset_name(self.ga4_property_id)
+
+    def export_dataset_of(self, logical: str) -> str:
+        """The export dataset a logical dataset names: `analytics` (the first property) or
+        `analytics_<id>` of one of the deployment's properties."""
+        if logical == "analytics":
+            return self.export_dataset
+        match = PROPERTY_DATASET.match(logical)
+        if match is None or match.group(1) not in self.property_ids:
+            raise ValueError(f"{logical} is not the export of one of this deployment's GA4 properties "
+                             f"({', '.join(self.property_ids)})")
+        return logical
+
+    def export_table_name(self, table_id: str, property_id: str | None = None) -> str:
+        return f"{export_dataset_name(self._export_property(property_id))}.{table_id}"
+
+    def _export_property(self, property_id: str | None) -> str:
+        """`property_id` (default: the first property), refused unless the deployment reads it."""
+        chosen = property_id or self.ga4_property_id
+        if chosen not in self.property_ids:
+            raise ValueError(f"GA4 property {chosen!r} is not one of this deployment's "
+                             f"({', '.join(self.property_ids)})")
+        return chosen
 
     @abstractmethod
     def query(self, sql: str, params: Mapping[str, Any] | None = None):
@@ -112,12 +150,26 @@ class Warehouse(ConfigurableResource):
         Returns the number of rows now in that range."""
 
     @abstractmethod
-    def list_export_tables(self) -> ExportListing:
-        """The export dataset's `events_*` tables in ONE metadata query (the sensor calls this every tick)."""
+    def has_table(self, table: str) -> bool:
+        """Whether the platform's table `recsys.<table>` exists yet."""
 
     @abstractmethod
-    def export_columns(self, table_ids: Sequence[str]) -> dict[str, set[str]]:
-        """Top-level column names of each named export table, in one metadata query."""
+    def delete_rows(self, table: str, where_sql: str, params: Mapping[str, Any] | None = None) -> int:
+        """DELETE FROM recsys.<table> WHERE <where_sql> (a BigQuery boolean expression; parameters bound).
+        Returns the rows deleted; a table that does not exist yet has none to delete."""
+
+    @abstractmethod
+    def list_export_tables(self, property_id: str | None = None) -> ExportListing:
+        """A property's export dataset's `events_*` tables (default: the first property's) in ONE metadata query
+        (the sensor calls this every tick, once per property)."""
+
+    def list_all_export_tables(self) -> dict[str, ExportListing]:
+        """Every property's listing, one metadata query each."""
+        return {property_id: self.list_export_tables(property_id) for property_id in self.property_ids}
+
+    @abstractmethod
+    def export_columns(self, table_ids: Sequence[str], property_id: str | None = None) -> dict[str, set[str]]:
+        """Top-level column names of each named export table of a property (default: the first)."""
 
     @abstractmethod
     def replica_columns(self, tables: Sequence[str]) -> dict[str, dict[str, str]]:

@@ -151,6 +151,12 @@ class Catalog:
                               (project, limit)).fetchall()
         return [json.loads(row["resource"]) for row in rows]
 
+    def unfinished_jobs(self) -> list[dict]:
+        with self._db() as db:
+            rows = db.execute("SELECT resource FROM jobs").fetchall()
+        resources = [json.loads(row["resource"]) for row in rows]
+        return [r for r in resources if r.get("status", {}).get("state") != "DONE"]
+
     def forget_jobs_before(self, cutoff_ms: int) -> list[tuple[str, str]]:
         with self._db() as db:
             old = db.execute("SELECT project, job_id FROM jobs WHERE created_ms < ?", (cutoff_ms,)).fetchall()

@@ -14,6 +14,8 @@ REASON_STATUS = {
     "invalidQuery": 400,
     "badRequest": 400,
     "stopped": 400,
+    "parseError": 400,
+    "resourceInUse": 400,
     "required": 401,
     "authError": 401,
     "accessDenied": 403,

@@ -46,7 +46,6 @@ from recsys_platform.standins.bigquery_api.errors import (
 from recsys_platform.standins.bigquery_api.schema import (
     COERCIONS,
     Field,
-    ShapeMismatch,
     conform_sql,
     field_from_duckdb,
     field_from_sql_type,
@@ -273,26 +272,28 @@ class Execution:
             if ref.kind != "meta":
                 self.outcome.referenced[ref.key] = None
         typecheck.check(tree, table_schemas(self.session, refs))
-        sql = to_duckdb(tree, refs, self.session, self.ctx)
+        sql = to_duckdb(tree, refs, self.session)
         values = used_params(sql, {p.duckdb_name: p.value for p in parameters})
         return sql, values, refs
 
-    def _describe(self, sql: str, values: dict) -> list[Field]:
+    def _describe(self, sql: str, values: dict) -> list[tuple[Field, str]]:
+        """(BigQuery field, DuckDB type) of each column the query returns, from DuckDB's binder."""
         rows = self._run(f"DESCRIBE {sql}", values)
         names = [row[0] for row in rows]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise invalid_query("Duplicate column names in the result are not supported. Found duplicate(s): "
                                 + ", ".join(duplicates))
-        return [_with_duckdb_type(field_from_duckdb(name, kind), kind) for name, kind, *_ in rows]
+        return [(field_from_duckdb(name, kind), kind) for name, kind, *_ in rows]
 
     def _canonical(self, sql: str, values: dict) -> tuple[str, list[Field]]:
         """The query wrapped so every column has its BigQuery type's canonical DuckDB type."""
-        fields = self._describe(sql, values)
-        if not any(needs_cast(f.description, f) for f in fields):  # description holds DuckDB's type here
-            return sql, [_plain(f) for f in fields]
+        described = self._describe(sql, values)
+        fields = [f for f, _ in described]
+        if not any(needs_cast(kind, f) for f, kind in described):
+            return sql, fields
         columns = ", ".join(f"CAST({quote(f.name)} AS {f.duckdb_type()}) AS {quote(f.name)}" for f in fields)
-        return f"SELECT {columns} FROM ({sql}) AS __result", [_plain(f) for f in fields]
+        return f"SELECT {columns} FROM ({sql}) AS __result", fields
 
     def _run(self, sql: str, values: dict | None = None) -> list[tuple]:
         """Run one DuckDB statement and fetch all it returns (DuckDB refuses new work on a connection
@@ -345,7 +346,7 @@ class Execution:
             table_fields = [by_name[c.lower()] for c in listed]
         sql, values, _ = self._prepare(tree)
         source_sql = tree.expression.sql("duckdb")  # the rewritten source, after _prepare
-        source_fields = self._describe(source_sql, used_params(source_sql, values))
+        source_fields = [f for f, _ in self._describe(source_sql, used_params(source_sql, values))]
         if len(source_fields) != len(table_fields):
             raise invalid_query(f"Inserted row has wrong column count; Has {len(source_fields)}, expected "
                                 f"{len(table_fields)}")
@@ -455,7 +456,7 @@ class Execution:
             query = tree.expression
             name_result_columns(query)
             select_sql, values, _ = self._prepare(query, skip={id(target)})
-            queried = self._describe(select_sql, values)
+            queried = [f for f, _ in self._describe(select_sql, values)]
             if declared is not None:
                 if len(declared) != len(queried):
                     raise invalid_query(f"The number of columns in the column definition list does not match the "
@@ -465,7 +466,7 @@ class Execution:
                         raise invalid_query(f"Column {expected.name} of type {expected.sql_type()} cannot take "
                                             f"query column of type {given.sql_type()}")
             else:
-                fields = [_plain(f) for f in queried]
+                fields = queried
         if fields is None:
             raise invalid_query("CREATE TABLE needs a column list or AS SELECT")
         partitioning, clustering, description = self._table_options(tree, fields)
@@ -477,7 +478,7 @@ class Execution:
             self._run(f"{prefix} {'TEMP ' if temporary else ''}TABLE {ref} ({columns})")
             if select_sql is not None:
                 casts = ", ".join(f"CAST(__q.{quote(q.name)} AS {f.duckdb_type()})"
-                                  for q, f in zip(self._describe(select_sql, values), fields))
+                                  for q, f in zip(queried, fields))
                 order = f" ORDER BY {', '.join(quote(c) for c in clustering['fields'])}" if clustering else ""
                 self._run(f"INSERT INTO {ref} SELECT {casts} FROM ({select_sql}) AS __q{order}", values)
         self.outcome.ddl_operation = "REPLACE" if exists else "CREATE"
@@ -883,15 +884,6 @@ def _statement_label(tree: exp.Expression) -> str:
     if isinstance(tree, exp.Drop):
         return f"DROP {(tree.args.get('kind') or '').upper()}"
     return "ALTER TABLE"
-
-
-def _with_duckdb_type(f: Field, duckdb_type: str) -> Field:
-    # The DuckDB type rides in `description` until `_canonical` has decided on casts.
-    return Field(f.name, f.type, f.mode, f.fields, duckdb_type)
-
-
-def _plain(f: Field) -> Field:
-    return Field(f.name, f.type, f.mode, f.fields)
 
 
 _DUCKDB_ERRORS = (

@@ -25,8 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pyarrow as pa
 import duckdb
+import pyarrow as pa
 from sqlglot import exp
 
 from recsys_platform.standins.bigquery_api.catalog import now_ms
@@ -39,7 +39,7 @@ from recsys_platform.standins.bigquery_api.execute import (
     parse_script,
     write_targets,
 )
-from recsys_platform.standins.bigquery_api.params import parse_parameters
+from recsys_platform.standins.bigquery_api.params import number_positional, parse_parameters
 from recsys_platform.standins.bigquery_api.rows import encode_rows
 from recsys_platform.standins.bigquery_api.schema import fields_from_api
 from recsys_platform.standins.bigquery_api.storage import Storage
@@ -54,8 +54,9 @@ MAX_WAIT_SECONDS = 10.0  # getQueryResults and jobs.query hold a request at most
 
 @dataclass
 class Job:
-    resource: dict
+    resource: dict  # changed by the worker thread, read by request threads: both under `lock`
     done: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
     cancel_requested: bool = False
     session: object | None = None
 
@@ -75,9 +76,16 @@ class Jobs:
         self._recover()
 
     def close(self) -> None:
+        """Stop: queued jobs never start, a running one is interrupted (and reported cancelled)."""
         with self._lock:
-            for job in self._jobs.values():
-                job.cancel_requested = True
+            jobs = list(self._jobs.values())
+        for job in jobs:
+            job.cancel_requested = True
+            if job.session is not None:
+                try:
+                    job.session.con.interrupt()
+                except duckdb.Error:
+                    pass
         self._executor.shutdown(wait=True, cancel_futures=True)
 
     # lifecycle ---------------------------------------------------------------------------------
@@ -86,11 +94,9 @@ class Jobs:
         for project, job_id in self.storage.catalog.forget_jobs_before(now_ms() - RESULT_RETENTION_MS):
             for path in (self.results_root / project).glob(f"{job_id}*.arrow"):
                 path.unlink(missing_ok=True)
-        for project in self.storage.served_projects():
-            for resource in self.storage.catalog.jobs(project):
-                if resource.get("status", {}).get("state") != "DONE":
-                    self._finish(Job(resource), BigQueryError(
-                        "backendError", "The BigQuery stand-in stopped while this job was running; run it again"))
+        for resource in self.storage.catalog.unfinished_jobs():
+            self._finish(Job(resource), BigQueryError(
+                "backendError", "The BigQuery stand-in stopped while this job was running; run it again"))
 
     def insert(self, project: str, body: dict, user_email: str) -> dict:
         reference = body.get("jobReference") or {}
@@ -183,12 +189,14 @@ class Jobs:
         if job.cancel_requested:
             self._finish(job, BigQueryError("stopped", "Job execution was cancelled: User requested cancellation"))
             return
-        resource["status"] = {"state": "RUNNING"}  # not stored: a stored PENDING job is as unfinished
-        resource["statistics"]["startTime"] = str(now_ms())
+        with job.lock:
+            resource["status"] = {"state": "RUNNING"}  # not stored: a stored PENDING job is as unfinished
+            resource["statistics"]["startTime"] = str(now_ms())
         error = None
         try:
             outcome = self._run(job, project, job_id)
-            self._record(resource, outcome)
+            with job.lock:
+                self._record(resource, outcome)
         except BigQueryError as failure:
             error = failure
         except duckdb.Error as failure:
@@ -211,12 +219,15 @@ class Jobs:
                           "(google-cloud-bigquery does by default)")
         if configuration.get("dryRun"):
             raise invalid("dryRun is not supported by this BigQuery stand-in")
-        statements = parse_script(config["query"])
         named, positional = parse_parameters(config)
+        sql = config["query"]
+        if positional:
+            sql = number_positional(sql, positional)
+            named = {p.duckdb_name: p for p in positional}
+        statements = parse_script(sql)
         default = config.get("defaultDataset") or None
         ctx = Context(project, job.resource["jobReference"].get("location"),
-                      (default.get("projectId") or project, default["datasetId"]) if default else None,
-                      named, positional)
+                      (default.get("projectId") or project, default["datasetId"]) if default else None, named)
         destination = config.get("destinationTable")
         if destination and is_script(statements):
             raise invalid("configuration.query.destinationTable cannot be set for scripts")
@@ -228,8 +239,9 @@ class Jobs:
             execution = Execution(session, ctx, self.results_root / project, job_id)
             outcome = execution.run(statements, destination, config)
         location = ctx.location or self.storage.default_location
-        job.resource["jobReference"]["location"] = location
-        job.resource["id"] = f"{project}:{location}.{job_id}"
+        with job.lock:
+            job.resource["jobReference"]["location"] = location
+            job.resource["id"] = f"{project}:{location}.{job_id}"
         return outcome
 
     def _files(self, statements, ctx: Context, destination: dict | None) -> tuple[set[Path], set[Path]]:
@@ -288,18 +300,21 @@ class Jobs:
         statistics["totalBytesProcessed"] = "0"
 
     def _finish(self, job: Job, error: BigQueryError | None) -> None:
-        resource = job.resource
-        resource["statistics"].setdefault("startTime", resource["statistics"]["creationTime"])
-        resource["statistics"]["endTime"] = str(now_ms())
-        status = {"state": "DONE"}
-        if error is not None:
-            proto = error.error_proto()
-            status["errorResult"] = proto
-            status["errors"] = [proto]
-        resource["status"] = status
-        resource["jobReference"].setdefault("location", self.storage.default_location)
-        self.storage.catalog.put_job(resource)
+        with job.lock:
+            resource = job.resource
+            resource["statistics"].setdefault("startTime", resource["statistics"]["creationTime"])
+            resource["statistics"]["endTime"] = str(now_ms())
+            status = {"state": "DONE"}
+            if error is not None:
+                proto = error.error_proto()
+                status["errorResult"] = proto
+                status["errors"] = [proto]
+            resource["status"] = status
+            resource["jobReference"].setdefault("location", self.storage.default_location)
+            self.storage.catalog.put_job(resource)
         job.done.set()
+        with self._lock:  # a finished job is read from the catalog from now on: memory stays bounded
+            self._jobs.pop((resource["jobReference"]["projectId"], resource["jobReference"]["jobId"]), None)
 
     # results -----------------------------------------------------------------------------------
     def query_results(self, project: str, job_id: str, params: dict[str, str]) -> dict:
@@ -349,7 +364,8 @@ class Jobs:
             answer["numDmlAffectedRows"] = statistics["numDmlAffectedRows"]
             if "dmlStats" in statistics:
                 answer["dmlStats"] = statistics["dmlStats"]
-        stored = job.resource.get("_result")
+        with job.lock:
+            stored = job.resource.get("_result")
         if stored is None:
             return answer
         fields = fields_from_api(statistics["schema"])
@@ -399,7 +415,8 @@ class Jobs:
 
 
 def _snapshot(job: Job) -> dict:
-    resource = json.loads(json.dumps({k: v for k, v in job.resource.items() if not k.startswith("_")}))
+    with job.lock:
+        resource = json.loads(json.dumps({k: v for k, v in job.resource.items() if not k.startswith("_")}))
     resource["etag"] = _etag(resource)
     return resource
 

@@ -58,6 +58,22 @@ def parse_parameters(config: dict) -> tuple[dict[str, Parameter], list[Parameter
     return named, positional
 
 
+def number_positional(sql: str, positional: list[Parameter]) -> str:
+    """`?` placeholders -> `@__p1`, `@__p2`, ... in the order they appear in the text (a syntax tree's
+    traversal order is not the text's: a WITH clause comes last), so each binds its own value."""
+    from sqlglot.dialects.dialect import Dialect
+    from sqlglot.tokens import TokenType
+
+    marks = [t for t in Dialect.get_or_raise("bigquery").tokenize(sql) if t.token_type == TokenType.PLACEHOLDER
+             and t.text == "?"]
+    if len(marks) != len(positional):
+        raise invalid_query(f"The query has {len(marks)} positional parameter(s) (?) but {len(positional)} "
+                            "were given")
+    for number, token in reversed(list(enumerate(marks, start=1))):
+        sql = sql[:token.start] + f"@{positional[number - 1].duckdb_name}" + sql[token.end + 1:]
+    return sql
+
+
 def _parameter(name: str, resource: dict) -> Parameter:
     kind = resource.get("parameterType") or {}
     value = resource.get("parameterValue") or {}

@@ -214,10 +214,6 @@ def needs_cast(duckdb_type: str, target: Field) -> bool:
     return normalize_duckdb_type(duckdb_type) != normalize_duckdb_type(target.duckdb_type())
 
 
-def fields_equal_shape(a: list[Field], b: list[Field]) -> bool:
-    return [(f.name.lower(), f.shape()) for f in a] == [(f.name.lower(), f.shape()) for f in b]
-
-
 # Implicit coercions BigQuery applies when a value of one type goes where another is expected
 # (INSERT, query results written to a table, a wildcard table's older shards): INT64 widens to
 # NUMERIC and FLOAT64, NUMERIC to FLOAT64, DATE to DATETIME. Anything else needs an explicit CAST.

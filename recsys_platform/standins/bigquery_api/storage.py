@@ -110,6 +110,16 @@ class Storage:
     def files(self, project: str) -> set[Path]:
         return {self.project_file(project)} | {s.path for (p, _), s in self.datasets.items() if p == project}
 
+    def owner(self, path: Path) -> str:
+        """The project a DuckDB file belongs to, for messages."""
+        for project, file in self.projects.items():
+            if file == path:
+                return project
+        for (project, _), source in self.datasets.items():
+            if source.path == path:
+                return project
+        return path.stem
+
     def served_projects(self) -> list[str]:
         found = set(self.projects) | {p for p, _ in self.datasets}
         folder = self.data_dir / "projects"
@@ -234,21 +244,16 @@ class Session:
         return place
 
     def clean_message(self, message: str) -> str:
-        """A DuckDB error message with the session's catalog aliases spelled as BigQuery projects."""
+        """A DuckDB error message with the session's catalog aliases spelled as the projects they serve."""
         for path, alias in self.aliases.items():
-            owners = [p for p in self.storage.projects if self.storage.projects[p] == path]
-            owners += [p for (p, _), s in self.storage.datasets.items() if s.path == path]
-            owners += [path.stem] if path.parent == self.storage.data_dir / "projects" else []
-            message = message.replace(f'"{alias}".', "").replace(f"{alias}.", f"{owners[0]}." if owners else "")
+            owner = self.storage.owner(path)
+            message = message.replace(f'"{alias}"', owner).replace(alias, owner)
         return message
 
     # datasets ------------------------------------------------------------------------------------
     def dataset_exists(self, project: str, dataset: str) -> bool:
         place = self.place(project, dataset)
         if place is None:
-            return False
-        if (project, dataset) not in self.storage.datasets and self.storage.project_file(project) != \
-                self.storage.source(project, dataset).path:
             return False
         (found,) = self.con.execute(
             "SELECT count(*) FROM duckdb_schemas() WHERE database_name = ? AND schema_name = ?", list(place)
@@ -359,11 +364,16 @@ class Session:
         for table, kind in sorted(self.tables(project, dataset).items()):
             creation, modified = self.table_times(project, dataset, table, physical)
             count = self.row_count(project, dataset, table) if kind == "TABLE" else 0
-            fields = self.fields(project, dataset, table)
+            produced = physical.get(table)
+            if kind != "TABLE":
+                size = 0
+            elif produced is not None and produced.get("size_bytes") is not None:
+                size = int(produced["size_bytes"])  # the producer's figure: no need to read the columns
+            else:
+                size = self.size_bytes(self.fields(project, dataset, table), count)
             rows.append({
                 "project_id": project, "dataset_id": dataset, "table_id": table, "creation_time": creation,
-                "last_modified_time": modified, "row_count": count,
-                "size_bytes": self.size_bytes(fields, count, physical.get(table)) if kind == "TABLE" else 0,
+                "last_modified_time": modified, "row_count": count, "size_bytes": size,
                 "type": TABLE_TYPE_CODES[kind],
             })
         return rows

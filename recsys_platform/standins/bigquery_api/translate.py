@@ -26,7 +26,7 @@ import sqlglot
 from sqlglot import exp
 
 from recsys_platform.shared.bigquery_on_duckdb import to_duckdb_sql
-from recsys_platform.standins.bigquery_api.errors import BigQueryError, invalid_query, not_found, table_name
+from recsys_platform.standins.bigquery_api.errors import invalid_query, not_found, table_name
 from recsys_platform.standins.bigquery_api.params import Parameter
 from recsys_platform.standins.bigquery_api.schema import Field, ShapeMismatch, conform_sql, quote
 from recsys_platform.standins.bigquery_api.storage import META_TABLE, Session
@@ -56,7 +56,6 @@ class Context:
     location: str | None  # None until the first dataset the job reads decides it, as in BigQuery
     default_dataset: tuple[str, str] | None = None
     named: dict[str, Parameter] = field(default_factory=dict)
-    positional: list[Parameter] = field(default_factory=list)
     temp_tables: set[str] = field(default_factory=set)  # CREATE TEMP TABLE names of the running script
 
 
@@ -73,35 +72,18 @@ class TableRef:
         return self.project, self.dataset, self.table
 
 
-@dataclass
-class Prepared:
-    """A statement ready to run: the DuckDB SQL, the values to bind, what it read."""
-
-    tree: exp.Expression  # the BigQuery tree with names resolved (for type checks)
-    refs: list[TableRef]
-    schemas: dict[tuple[str, str, str], list[Field]]  # BigQuery schema of every referenced table
-    used_parameters: list[Parameter]
-
-
 def parameter_nodes(tree: exp.Expression, ctx: Context) -> list[Parameter]:
-    """Replace `@name`/`?` with casts to the declared types; the parameters the statement uses."""
+    """Replace each `@name` with a cast to its declared type; the parameters the statement uses.
+    (Positional `?` parameters were numbered into `@__pN` names before parsing.)"""
     used: dict[str, Parameter] = {}
-    position = 0
     by_lower = {k.lower(): p for k, p in ctx.named.items()}
-    for node in list(tree.find_all(exp.Parameter, exp.Placeholder)):
-        if isinstance(node, exp.Parameter):
-            name = node.name
-            parameter = ctx.named.get(name) or by_lower.get(name.lower())
-            if parameter is None:
-                raise invalid_query(f"Query parameter '{name}' not found")
-        else:
-            if node.name:  # `:name` placeholders are not BigQuery syntax
-                raise invalid_query(f"Unexpected placeholder :{node.name}")
-            position += 1
-            if position > len(ctx.positional):
-                raise invalid_query(f"Positional query parameter {position} was not provided "
-                                    f"({len(ctx.positional)} given)")
-            parameter = ctx.positional[position - 1]
+    if any(True for _ in tree.find_all(exp.Placeholder)):
+        raise invalid_query("Unexpected placeholder: this query has no positional parameters")
+    for node in list(tree.find_all(exp.Parameter)):
+        name = node.name
+        parameter = ctx.named.get(name) or by_lower.get(name.lower())
+        if parameter is None:
+            raise invalid_query(f"Query parameter '{name}' not found")
         used[parameter.duckdb_name] = parameter
         typed = exp.Cast(this=exp.Parameter(this=exp.var(parameter.duckdb_name)),
                          to=exp.DataType.build(parameter.field.sql_type(), dialect="bigquery"))
@@ -192,7 +174,7 @@ def wildcard_tables(session: Session, ref: TableRef) -> list[str]:
     return sorted(names, key=lambda t: (session.table_times(ref.project, ref.dataset, t, physical)[0], t))
 
 
-def to_duckdb(tree: exp.Expression, refs: list[TableRef], session: Session, ctx: Context) -> str:
+def to_duckdb(tree: exp.Expression, refs: list[TableRef], session: Session) -> str:
     """DuckDB SQL for a resolved BigQuery tree (the tree is rewritten in place)."""
     for ref in refs:
         alias = ref.node.args.get("alias")
@@ -208,7 +190,7 @@ def to_duckdb(tree: exp.Expression, refs: list[TableRef], session: Session, ctx:
                 this=sqlglot.parse_one(rows_sql(fields, _meta_view_rows(session, ref)), read="duckdb"),
                 alias=alias or exp.TableAlias(this=exp.to_identifier(ref.table.split(".")[-1], quoted=True))))
         else:
-            subquery = _wildcard_subquery(ref, session, ctx, alias)
+            subquery = _wildcard_subquery(ref, session, alias)
             ref.node.replace(subquery)
             _hide_suffix_from_stars(subquery)
     _bigquery_literals(tree)
@@ -293,7 +275,7 @@ def _sql_value(value) -> str:
     return _sql_string(str(value))
 
 
-def _wildcard_subquery(ref: TableRef, session: Session, ctx: Context, alias) -> exp.Subquery:
+def _wildcard_subquery(ref: TableRef, session: Session, alias) -> exp.Subquery:
     tables = wildcard_tables(session, ref)
     newest = tables[-1]
     target = session.fields(ref.project, ref.dataset, newest)
@@ -455,7 +437,3 @@ def name_result_columns(query: exp.Expression) -> None:
             continue
         projection.replace(exp.alias_(projection.copy(), f"f{index}_", quoted=False))
         index += 1
-
-
-def statement_error(error: Exception) -> BigQueryError:
-    return error if isinstance(error, BigQueryError) else invalid_query(str(error))

@@ -5,10 +5,10 @@ refuses both, and a query that runs on the stand-in must fail on the stand-in if
 BigQuery. sqlglot qualifies the statement and annotates every expression's type from the referenced
 tables' schemas; these rules then hold, with BigQuery's messages:
 
-1. Comparisons (`=`, `!=`, `<`, `<=`, `>`, `>=`, `IS [NOT] DISTINCT FROM`, `BETWEEN`) and `IN (list)` need
-   comparable operands: both numeric (INT64, NUMERIC, FLOAT64 coerce to each other), or the same type,
-   or DATE with DATETIME. A NULL literal compares with anything; a STRING literal or STRING parameter
-   also with DATE, DATETIME, TIMESTAMP and TIME (BigQuery coerces those).
+1. Comparisons (`=`, `!=`, `<`, `<=`, `>`, `>=`, `IS [NOT] DISTINCT FROM`, `BETWEEN`), `IN (list)` and
+   `IN UNNEST(array)` need comparable operands: both numeric (INT64, NUMERIC, FLOAT64 coerce to each
+   other), or the same type, or DATE with DATETIME. A NULL literal compares with anything; a STRING literal
+   or STRING parameter also with DATE, DATETIME, TIMESTAMP and TIME (BigQuery coerces those).
    "No matching signature for operator = for argument types: STRING, INT64. Supported signature: ANY = ANY"
 2. `x [NOT] IN (subquery)` needs the same comparability.
    "Cannot execute IN subquery with uncomparable types STRING and INT64"
@@ -20,9 +20,11 @@ tables' schemas; these rules then hold, with BigQuery's messages:
    "No matching signature for function UNIX_SECONDS for argument types: DATETIME. Supported signature:
    UNIX_SECONDS(TIMESTAMP)"
 
-A rule is applied only where both types are known: an expression sqlglot cannot type (UNKNOWN) is
-never an error here, so the checks refuse what BigQuery refuses and never invent a refusal. If sqlglot
-cannot qualify a statement at all, the statement is not checked (DuckDB's binder still runs).
+A rule is applied only where both types are known: an expression sqlglot cannot type (UNKNOWN, such as
+the `_TABLE_SUFFIX` pseudo-column or a function sqlglot does not know) is never an error here, so the
+checks refuse what BigQuery refuses and never invent a refusal. If sqlglot cannot qualify a statement at
+all, the statement is not checked (DuckDB's binder still runs). Column types for INSERT and for writes to
+destination tables are checked separately, from DuckDB's own description of the query (execute.py).
 """
 
 from __future__ import annotations

@@ -8,7 +8,9 @@ from real models. The pipeline never imports this package: only boto3 clients ta
 
     recsys-platform serve --port 8765        # or, in-process: server.start_in_background(...).endpoint_url
 
-`s3://<bucket>/<key>` locations are files under the lake folder (`<lake>/<bucket>/<key>`).
+`s3://<bucket>/<key>` locations are files under the lake folder (`<lake>/<bucket>/<key>`), or, in S3
+mode (`create_server(..., s3=S3LakeConfig(...))`, the aws deployment's local cloud), objects of an S3
+endpoint on loopback read and written with each request's `roleArn`, as the service does (`lakes`).
 
 Security. The server has NO AUTHENTICATION: it does not check signatures or credentials (it reads the
 region from the Authorization header and nothing else), so anyone who can send it a request can read
@@ -20,7 +22,9 @@ the account running it:
   reach it by DNS rebinding or cross-site requests;
 - its state folder is private (folders 0700, files 0600) and models are stored as npz + JSON, never
   pickles, so the files cannot run code when read;
-- `s3://` locations resolve inside the lake folder only: symbolic links that leave it are refused;
+- `s3://` locations resolve inside the lake folder only: symbolic links that leave it are refused; in
+  S3 mode only the location's own bucket and key (or prefix) are read, the endpoints must be on loopback,
+  and downloaded objects live in a private folder of the state until the work is done;
 - requests are bounded (1 MiB bodies, JSON nesting of 32, no chunked bodies, 512 connections at once)
   and errors never show paths on the machine.
 Other local users and processes of the same account are trusted: do not run it on a shared machine

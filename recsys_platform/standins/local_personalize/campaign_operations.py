@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable
 
 from recsys_platform.shared.personalize_facts import LATEST_SOLUTION_VERSION_SUFFIX
-from recsys_platform.standins.local_personalize import lake_paths
 from recsys_platform.standins.local_personalize.arns import make_arn
 from recsys_platform.standins.local_personalize.errors import InvalidInputException, ResourceInUseException
 from recsys_platform.standins.local_personalize.job_runner import ACTIVE, JobContext, is_transient
@@ -186,13 +185,9 @@ class CampaignOperations(ResourceOperations):
                 f"numResults must be between 1 and {MAX_BATCH_RESULTS}, got {num_results}."
             )
         input_path = params["jobInput"]["s3DataSource"]["path"]
-        source = lake_paths.lake_path(self.lake_root, input_path, "jobInput.s3DataSource.path")
-        if not source.is_file():
-            raise InvalidInputException(
-                f"jobInput.s3DataSource.path {input_path!r}: no such object in the lake."
-            )
+        self.lake.object_size(input_path, "jobInput.s3DataSource.path", params["roleArn"])
         output_path = params["jobOutput"]["s3DataDestination"]["path"]
-        lake_paths.lake_path(self.lake_root, output_path, "jobOutput.s3DataDestination.path")
+        self.lake.check_output(output_path, "jobOutput.s3DataDestination.path", params["roleArn"])
         record = {
             "jobName": params["jobName"],
             "batchInferenceJobArn": make_arn(region, "batch-inference-job", params["jobName"]),
@@ -215,15 +210,16 @@ class CampaignOperations(ResourceOperations):
         from recsys_platform.standins.local_personalize.batch_inference import run_batch_inference
 
         model = self.load_model(job["solutionVersionArn"])
-        source = lake_paths.lake_path(self.lake_root, job["jobInput"]["s3DataSource"]["path"], "jobInput")
-        output_path = job["jobOutput"]["s3DataDestination"]["path"]
-        destination = lake_paths.output_folder(self.lake_root, output_path, "jobOutput")
         allowed_for = None
         if job.get("filterArn"):
             version = self.store.get("solution_version", job["solutionVersionArn"]) or {}
             filter_record = self.usable_filter(job["filterArn"], version.get("datasetGroupArn", ""))
             allowed_for = lambda user, values: self.filter_predicate(filter_record, user, None, values)  # noqa: E731
-        run_batch_inference(model, source, destination, job["numResults"], context.check, allowed_for)
+        output = job["jobOutput"]["s3DataDestination"]
+        role = job.get("roleArn")
+        with self.lake.object_file(job["jobInput"]["s3DataSource"]["path"], "jobInput", role) as source, \
+                self.lake.output_folder(output["path"], "jobOutput", role, output.get("kmsKeyArn")) as destination:
+            run_batch_inference(model, source, destination, job["numResults"], context.check, allowed_for)
 
     def describe_batch_inference_job(self, params: dict, region: str) -> dict:
         return self._describe("batch_inference_job", params["batchInferenceJobArn"], "batchInferenceJobArn")

@@ -21,6 +21,7 @@ from recsys_platform.standins.local_personalize.deletion_operations import DataD
 from recsys_platform.standins.local_personalize.event_operations import EventOperations
 from recsys_platform.standins.local_personalize.filter_operations import FilterOperations
 from recsys_platform.standins.local_personalize.job_runner import JobRunner
+from recsys_platform.standins.local_personalize.lakes import FolderLake, LakeAccess
 from recsys_platform.standins.local_personalize.recipes import RecipeOperations
 from recsys_platform.standins.local_personalize.resource_kinds import KINDS
 from recsys_platform.standins.local_personalize.service_model import output_fields, summary_fields
@@ -56,7 +57,7 @@ class ControlPlane(
     def __init__(
         self,
         store: ResourceStore,
-        lake_root: Path,
+        lake: LakeAccess | Path,
         step_delay: float = 0.05,
         stale_after: float = 20.0,
         max_concurrent_trainings: int = 20,
@@ -64,7 +65,8 @@ class ControlPlane(
         max_dataset_groups: int = 500,
     ) -> None:
         self.store = store
-        self.lake_root = Path(lake_root)
+        # Where s3:// locations are read and written: a lake folder, or S3 itself (lakes.S3Lake).
+        self.lake = lake if isinstance(lake, LakeAccess) else FolderLake(lake)
         self.max_concurrent_trainings = max_concurrent_trainings
         self.max_dataset_groups = max_dataset_groups
         self.views = DatasetViews(store, self._dataset_dir)

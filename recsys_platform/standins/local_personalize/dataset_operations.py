@@ -10,7 +10,7 @@ from recsys_platform.shared.personalize_facts import (
     INCREMENTAL_MINIMUM_DATASET_TYPES,
     MIN_INCREMENTAL_IMPORT_RECORDS,
 )
-from recsys_platform.standins.local_personalize import avro_schemas, dataset_data, lake_paths
+from recsys_platform.standins.local_personalize import avro_schemas, dataset_data
 from recsys_platform.standins.local_personalize.arns import make_arn
 from recsys_platform.standins.local_personalize.errors import (
     InvalidInputException,
@@ -141,7 +141,7 @@ class DatasetOperations(ResourceOperations):
         location = (params.get("dataSource") or {}).get("dataLocation")
         if not location:
             raise InvalidInputException("dataSource.dataLocation is required")
-        lake_paths.csv_files_at(self.lake_root, location, "dataSource.dataLocation")
+        self.lake.check_csv_source(location, "dataSource.dataLocation", params.get("roleArn"))
         arn = make_arn(region, "dataset-import-job", params["jobName"])
         record = {
             "jobName": params["jobName"],
@@ -175,11 +175,10 @@ class DatasetOperations(ResourceOperations):
         schema = self.store.get("schema", dataset["schemaArn"])
         fields = avro_schemas.parse_avro_schema(schema["schema"])
         try:
-            paths = lake_paths.csv_files_at(self.lake_root, job["dataSource"]["dataLocation"], "dataLocation")
+            with self.lake.csv_files(job["dataSource"]["dataLocation"], "dataLocation", job.get("roleArn")) as paths:
+                table = dataset_data.read_validated_csv(paths, fields)
         except InvalidInputException as error:
             raise JobFailed(str(error)) from None
-        try:
-            table = dataset_data.read_validated_csv(paths, fields)
         except dataset_data.ImportFailed as error:
             raise JobFailed(f"Input CSV does not match the dataset's schema: {error}") from None
         if table.num_rows == 0:

@@ -28,7 +28,7 @@ from recsys_platform.shared.personalize_facts import (
     MAX_DATA_DELETION_INPUT_BYTES,
     MAX_PENDING_DATA_DELETION_JOBS,
 )
-from recsys_platform.standins.local_personalize import dataset_data, lake_paths
+from recsys_platform.standins.local_personalize import dataset_data
 from recsys_platform.standins.local_personalize.arns import make_arn
 from recsys_platform.standins.local_personalize.dataset_views import DatasetViews, dataset_arn
 from recsys_platform.standins.local_personalize.errors import (
@@ -71,10 +71,7 @@ class DataDeletionOperations(ResourceOperations):
         location = (params.get("dataSource") or {}).get("dataLocation")
         if not location:
             raise InvalidInputException("dataSource.dataLocation is required")
-        path = lake_paths.lake_path(self.lake_root, location, "dataSource.dataLocation")
-        if not path.is_file():
-            raise InvalidInputException(f"dataSource.dataLocation {location!r}: no such object in the lake")
-        if path.stat().st_size > MAX_DATA_DELETION_INPUT_BYTES:
+        if self.lake.object_size(location, "dataSource.dataLocation", params["roleArn"]) > MAX_DATA_DELETION_INPUT_BYTES:
             raise InvalidInputException(
                 f"dataSource.dataLocation {location!r} is larger than {MAX_DATA_DELETION_INPUT_BYTES} bytes"
             )
@@ -110,12 +107,10 @@ class DataDeletionOperations(ResourceOperations):
     def _run_data_deletion(self, job: dict, context: JobContext) -> Callable[[dict], None]:
         location = job["dataSource"]["dataLocation"]
         try:
-            path = lake_paths.lake_path(self.lake_root, location, "dataSource.dataLocation")
+            with self.lake.object_file(location, "dataSource.dataLocation", job.get("roleArn")) as path:
+                users = read_user_ids(path, location)
         except InvalidInputException as error:
             raise JobFailed(str(error)) from None
-        if not path.is_file():
-            raise JobFailed(f"{location}: no such object in the lake")
-        users = read_user_ids(path, location)
         group_arn = job["datasetGroupArn"]
         plans = []  # (dataset ARN, parts before, parts after, rows deleted, files written, files replaced)
         for dataset_type in USER_DATASETS:

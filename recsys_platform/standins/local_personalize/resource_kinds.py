@@ -20,6 +20,7 @@ from recsys_platform.standins.local_personalize.errors import (
     ResourceNotFoundException,
 )
 from recsys_platform.standins.local_personalize.job_runner import ACTIVE, JobRunner
+from recsys_platform.standins.local_personalize.lakes import LakeAccess
 from recsys_platform.standins.local_personalize.pagination import paginate, sort_key
 from recsys_platform.standins.local_personalize.store import ARN_FIELDS, ResourceStore
 
@@ -88,7 +89,7 @@ class ResourceOperations:
     """Shared by the operation groups; `ControlPlane` sets these attributes up."""
 
     store: ResourceStore
-    lake_root: Path
+    lake: LakeAccess
     runner: JobRunner
     describe_fields: dict[str, tuple[str, ...]]
     summary_fields: dict[str, tuple[str, ...]]

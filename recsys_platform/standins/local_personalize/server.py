@@ -36,6 +36,7 @@ from recsys_platform.standins.local_personalize.errors import (
     ServiceError,
     UnknownOperationException,
 )
+from recsys_platform.standins.local_personalize.lakes import FolderLake, S3Lake, S3LakeConfig
 from recsys_platform.standins.local_personalize.runtime import Runtime
 from recsys_platform.standins.local_personalize.service_model import service_model, validate_input
 from recsys_platform.standins.local_personalize.store import ResourceStore
@@ -423,15 +424,17 @@ def _check_options(
 
 def create_server(
     state_dir: str | Path,
-    lake_root: str | Path,
+    lake_root: str | Path | None = None,
     host: str = "127.0.0.1",
     port: int = 0,
     step_delay: float = 0.05,
     stale_after: float = 20.0,
     max_concurrent_trainings: int = 20,
     max_running_jobs: int = 8,
+    s3: S3LakeConfig | None = None,
 ) -> PersonalizeHTTPServer:
-    """A server (not yet serving) on the state folder and the lake folder it reads `s3://` URIs from.
+    """A server (not yet serving) on the state folder and where it reads `s3://` URIs from: the lake
+    folder `lake_root`, or, with `s3`, an S3 endpoint on loopback with each request's role (`lakes`).
 
     `step_delay`: seconds a job spends in PENDING and again before ACTIVE, so the lifecycle can be
     observed. `stale_after`: seconds without a heartbeat after which another server takes a job over.
@@ -440,9 +443,12 @@ def create_server(
     """
     check_loopback(host)
     _check_options(port, step_delay, stale_after, max_concurrent_trainings, max_running_jobs)
+    if (lake_root is None) == (s3 is None):
+        raise ValueError("give the lake folder (lake_root) or an S3 endpoint (s3), exactly one of them")
+    store = ResourceStore(Path(state_dir))
     control_plane = ControlPlane(
-        ResourceStore(Path(state_dir)),
-        Path(lake_root),
+        store,
+        FolderLake(lake_root) if s3 is None else S3Lake(s3, store.state_dir),
         step_delay=step_delay,
         stale_after=stale_after,
         max_concurrent_trainings=max_concurrent_trainings,
@@ -462,7 +468,7 @@ def create_server(
     return server
 
 
-def start_in_background(state_dir: str | Path, lake_root: str | Path, **options) -> LocalPersonalize:
+def start_in_background(state_dir: str | Path, lake_root: str | Path | None = None, **options) -> LocalPersonalize:
     """Serve on a background thread (port 0 picks a free port); returns the handle with `.endpoint_url`.
 
     Use it as a context manager, or call `.stop()`; `options` as for `create_server`.

@@ -1,10 +1,13 @@
 -- ga4_events: the GA4 export merged into one table partitioned by event_date. Every export column is kept
 -- (a field GA4 adds later is added to the table), one row per event, plus what later models need:
---   event_key       the event's identity. Where GA4's batch fields exist (July 2024 on): stream, pseudo
---                   user, batch_page_id, batch_ordering_id, batch_event_index, microsecond timestamp, event
---                   name (the batch fields tell apart events that share a timestamp). On older rows: stream,
---                   pseudo user, microsecond timestamp, event name, session id, page_location.
---   source_table    the export table the row came from (events_ / intraday_ / fresh_ + day)
+--   event_key       the event's identity. Where GA4's batch fields exist (July 2024 on): property, stream,
+--                   pseudo user, batch_page_id, batch_ordering_id, batch_event_index, microsecond timestamp,
+--                   event name (the batch fields tell apart events that share a timestamp). On older rows:
+--                   property, stream, pseudo user, microsecond timestamp, event name, session id,
+--                   page_location. Two properties' events are never one event.
+--   property_id     the GA4 property the row was exported by
+--   source_table    the export table the row came from (events_ / intraday_ / fresh_ + day), in the
+--                   property's dataset
 --   ga_session_id, page_location, page_referrer (URLs without personal data: scrub_url)
 --   analytics_consent_denied  a cookieless ping (no analytics consent): kept here, out of stitching and
 --                   interactions
@@ -19,7 +22,7 @@ WITH events AS (
     SCRUB_URL(raw_page_referrer) AS page_referrer,
     user_pseudo_id IS NULL OR IFNULL(privacy_info.analytics_storage, '') = 'No' AS analytics_consent_denied,
     TO_HEX(MD5(CONCAT(
-      IFNULL(CAST(stream_id AS STRING), ''), '|', IFNULL(user_pseudo_id, ''), '|',
+      property_id, '|', IFNULL(CAST(stream_id AS STRING), ''), '|', IFNULL(user_pseudo_id, ''), '|',
       IF(
         batch_page_id IS NOT NULL AND batch_ordering_id IS NOT NULL AND batch_event_index IS NOT NULL,
         CONCAT('batch|', CAST(batch_page_id AS STRING), '|', CAST(batch_ordering_id AS STRING), '|',

@@ -2,6 +2,7 @@
 -- rows read, rows left out by their (single) reason, consent-denied rows and e-mail user ids refused.
 SELECT
   COUNT(*) AS rows_read,
+  COUNTIF(drop_reason = 'erased_on_request') AS dropped_erased_on_request,
   COUNTIF(drop_reason = 'without_timestamp') AS dropped_without_timestamp,
   COUNTIF(drop_reason = 'without_event_name') AS dropped_without_event_name,
   COUNTIF(drop_reason = 'malformed_event_date') AS dropped_malformed_event_date,

@@ -46,6 +46,6 @@ SELECT
   i.page_location
 FROM event_items AS i
 LEFT JOIN fragments.ga4_known_users AS k
-  ON k.stream_id = i.stream_id AND k.user_pseudo_id = i.user_pseudo_id
+  ON k.stream_id = i.stream_id AND k.user_pseudo_id = i.user_pseudo_id AND k.event_date = i.event_date
 WHERE i.item.item_id IS NOT NULL
   AND i.item.item_id NOT IN ('', '(not set)')

@@ -32,6 +32,8 @@ db_purchases AS (
   JOIN shop.order_items AS oi ON oi.order_id = o.order_id
   WHERE o.status IN UNNEST(@paid_statuses)
     AND o.user_id IS NOT NULL
+    -- The shop keeps an erased user's orders (its books), the recommender does not learn from them.
+    AND o.user_id NOT IN (SELECT r.user_id FROM shop.erasure_requests AS r WHERE r.user_id IS NOT NULL)
     AND o.ordered_at >= TIMESTAMP_SUB(TIMESTAMP(@first_day), INTERVAL 1 DAY)
     AND o.ordered_at < TIMESTAMP_ADD(TIMESTAMP(@last_day), INTERVAL 2 DAY)
     AND DATE(o.ordered_at, @timezone) BETWEEN @first_day AND @last_day

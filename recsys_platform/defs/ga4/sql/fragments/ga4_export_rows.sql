@@ -1,9 +1,18 @@
--- ga4_export_rows: every row of the export tables a run reads (one source table per day, listed in
--- @table_suffixes), with what the merge derives from it and, for a row that cannot be an event, the FIRST
--- reason that applies, so each left-out row is counted once (ga4_events_drops.sql).
+-- ga4_export_rows: every row of the export tables a run reads (one source table per day and GA4 property,
+-- listed in @table_suffixes), with what the merge derives from it and, for a row that cannot be an event,
+-- the FIRST reason that applies, so each left-out row is counted once (ga4_events_drops.sql).
+-- The read of `analytics.events_*` is one property's; the merge repeats it for each property it reads, with
+-- that property's dataset, @table_suffixes and @property_id, and unions the copies by column name
+-- (events.py `merge_sql`).
 SELECT
   *,
   CASE
+    -- Right to erasure: the visitor or user asked to be forgotten; their rows never enter the platform's
+    -- tables again, whatever the export (which GA4's own deletion does not rewrite) still holds.
+    WHEN user_id IN (SELECT r.user_id FROM shop.erasure_requests AS r WHERE r.user_id IS NOT NULL)
+      OR user_pseudo_id IN (SELECT r.user_pseudo_id FROM shop.erasure_requests AS r WHERE r.user_pseudo_id IS NOT NULL)
+      OR user_pseudo_id IN UNNEST(@erased_visitors)
+      THEN 'erased_on_request'
     WHEN event_timestamp IS NULL THEN 'without_timestamp'
     WHEN event_name IS NULL OR event_name = '' THEN 'without_event_name'
     WHEN parsed_event_date IS NULL THEN 'malformed_event_date'
@@ -15,6 +24,7 @@ SELECT
 FROM (
   SELECT
     *,
+    @property_id AS property_id,
     _TABLE_SUFFIX AS source_table,
     IF(
       REGEXP_CONTAINS(event_date, r'^[0-9]{8}$'),

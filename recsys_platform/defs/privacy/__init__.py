@@ -1,0 +1,1 @@
+"""Privacy duties that span the graph: the right to erasure."""

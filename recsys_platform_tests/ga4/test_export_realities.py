@@ -1,0 +1,179 @@
+"""The GA4 export as a real property delivers it: intraday and fresh tables, over-limit days, the batch
+fields of July 2024, consent mode, personal data in URLs and user ids, several streams."""
+
+import datetime as dt
+import json
+from zoneinfo import ZoneInfo
+
+import pytest
+from dagster import DagsterInstance, build_sensor_context, materialize
+
+from recsys_platform.lib.lake import LocalLake
+from recsys_platform_tests.code_location import GA4_ASSET_NAMES, assets, platform_definitions
+from recsys_platform_tests.ga4.conftest import DAY
+from recsys_platform_tests.ga4_fixtures import (
+    BATCHED_SHARD_SCHEMA,
+    TIMEZONE,
+    drop_table,
+    event,
+    write_product_db,
+    write_shard,
+)
+
+GA4_ASSETS = assets(*GA4_ASSET_NAMES)
+[ga4_events] = assets("ga4_events")
+sensor = platform_definitions().resolve_sensor_def("ga4_export_sensor")
+
+
+@pytest.fixture
+def shop(recsys_home):
+    write_product_db(recsys_home / "product_db.duckdb", [], ["A", "B", "C"], ["U1", "U2"])
+    return recsys_home
+
+
+def _merged(result) -> dict:
+    mat = next(e.materialization for e in result.get_asset_materialization_events()
+               if e.materialization.asset_key.to_user_string() == "ga4_events")
+    return {k: v.value for k, v in mat.metadata.items()}
+
+
+def _failure(result) -> str:
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    return failure.event_specific_data.error.message + str(failure.event_specific_data.user_failure_data)
+
+
+def _rows(warehouse, sql, **params):
+    return warehouse.query(sql, params).to_pylist()
+
+
+def _views(day, n, pseudo="p1", **kw):
+    return [event(day, 10, "view_item", pseudo, minute=i, items=[{"item_id": "A"}], **kw) for i in range(n)]
+
+
+def test_an_over_limit_day_is_merged_from_intraday_and_again_from_daily_without_counting_twice(warehouse, shop):
+    export = shop / "ga4_export.duckdb"
+    write_shard(export, DAY, _views(DAY, 3), kind="intraday")  # no daily table: over the export limit
+    instance = DagsterInstance.ephemeral()
+    first = materialize([ga4_events], instance=instance, partition_key=DAY.isoformat(),
+                        resources={"warehouse": warehouse})
+    meta = _merged(first)
+    assert meta["sources"] == {DAY.isoformat(): f"events_intraday_{DAY:%Y%m%d}"}
+    assert meta["dagster/row_count"] == 3
+
+    tick = sensor(build_sensor_context(instance=instance, resources={"warehouse": warehouse}))
+    assert not getattr(tick, "run_requests", None)  # an empty cursor is seeded from what was merged
+    # The daily table lands (late events included) and GA4 deletes the intraday one.
+    write_shard(export, DAY, _views(DAY, 4))
+    drop_table(export, f"events_intraday_{DAY:%Y%m%d}")
+    later = sensor(build_sensor_context(instance=instance, resources={"warehouse": warehouse}))
+    [request] = later.run_requests
+    assert request.partition_key == DAY.isoformat() and request.tags["recsys/ga4_table_kind"] == "daily"
+    again = materialize([ga4_events], instance=instance, partition_key=DAY.isoformat(),
+                        resources={"warehouse": warehouse})
+    assert _merged(again)["sources"] == {DAY.isoformat(): f"events_{DAY:%Y%m%d}"}
+    [count] = _rows(warehouse, "SELECT COUNT(*) AS n FROM recsys.ga4_events")
+    assert count["n"] == 4  # the day's rows come from one table, never both
+
+
+def test_an_intraday_table_within_its_grace_period_is_waited_for(warehouse, shop):
+    yesterday = dt.datetime.now(ZoneInfo(TIMEZONE)).date() - dt.timedelta(days=1)
+    write_shard(shop / "ga4_export.duckdb", yesterday, _views(yesterday, 2), kind="intraday")
+    result = materialize([ga4_events], partition_key=yesterday.isoformat(), resources={"warehouse": warehouse},
+                         raise_on_error=False)
+    assert not result.success
+    message = _failure(result)
+    assert f"events_{yesterday:%Y%m%d}" in message and "daily one is awaited" in message
+    assert not warehouse.has_table("ga4_events")  # nothing stored
+
+
+def test_a_fresh_table_stands_in_until_the_daily_one_lands(warehouse, shop):
+    write_shard(shop / "ga4_export.duckdb", DAY, _views(DAY, 2), kind="fresh")
+    write_shard(shop / "ga4_export.duckdb", DAY, _views(DAY, 1), kind="intraday")
+    result = materialize([ga4_events], partition_key=DAY.isoformat(), resources={"warehouse": warehouse})
+    assert _merged(result)["sources"] == {DAY.isoformat(): f"events_fresh_{DAY:%Y%m%d}"}
+
+
+def test_batch_fields_identify_events_from_july_2024_and_the_older_key_before(warehouse, shop, monkeypatch):
+    old, new = dt.date(2024, 7, 1), dt.date(2024, 7, 20)
+    monkeypatch.setenv("RECSYS_START_DATE", "2024-01-01")
+    [merge] = assets("ga4_events")
+    # Two views in one batch at the same microsecond: only the batch fields tell them apart.
+    twins = [event(new, 10, "view_item", "p1", items=[{"item_id": "A"}], batch_page_id=7, batch_ordering_id=1,
+                   batch_event_index=i, privacy_info={"analytics_storage": "Yes"}) for i in (0, 1)]
+    write_shard(shop / "ga4_export.duckdb", new, [*twins, dict(twins[0])], schema=BATCHED_SHARD_SCHEMA)
+    # The same two on an older table, without batch fields: the older identity cannot tell them apart.
+    write_shard(shop / "ga4_export.duckdb", old, [event(old, 10, "view_item", "p1", items=[{"item_id": "A"}])] * 2)
+    for day in (old, new):
+        result = materialize([merge], partition_key=day.isoformat(), resources={"warehouse": warehouse})
+        assert result.success
+    counts = {r["event_date"]: r["n"] for r in _rows(
+        warehouse, "SELECT event_date, COUNT(*) AS n FROM recsys.ga4_events GROUP BY 1")}
+    assert counts == {old: 1, new: 2}  # the exact re-delivery of a twin collapsed; the twins did not
+
+
+def test_cookieless_pings_are_kept_but_never_stitched_or_in_interactions(warehouse, shop):
+    denied = {"analytics_storage": "No", "ads_storage": "No", "uses_transient_token": "Yes"}
+    granted = {"analytics_storage": "Yes", "ads_storage": "Yes", "uses_transient_token": "No"}
+    rows = [
+        event(DAY, 9, "view_item", "p1", items=[{"item_id": "A"}], privacy_info=granted),
+        event(DAY, 10, "view_item", "p1", user_id="U1", items=[{"item_id": "B"}], privacy_info=granted),
+        event(DAY, 11, "view_item", None, items=[{"item_id": "C"}], privacy_info=denied),  # cookieless ping
+        event(DAY, 12, "view_item", None, minute=1, items=[{"item_id": "C"}], privacy_info=denied),
+    ]
+    write_shard(shop / "ga4_export.duckdb", DAY, rows, schema=BATCHED_SHARD_SCHEMA)
+    result = materialize(GA4_ASSETS, partition_key=DAY.isoformat(), resources={"warehouse": warehouse})
+    meta = _merged(result)
+    assert meta["dagster/row_count"] == 4 and meta["consent_denied_rows"] == 2
+    assert meta["consent_denied_share"] == 0.5
+    checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()
+              if c.asset_key.to_user_string() == "ga4_events"}
+    assert checks["consent_denied_share"] is False  # above the configured 25%: a warning
+    views = _rows(warehouse, "SELECT item_id, user_id FROM recsys.ga4_item_views ORDER BY item_id")
+    assert views == [{"item_id": "A", "user_id": "U1"}, {"item_id": "B", "user_id": "U1"}]
+    items = {r["ITEM_ID"] for r in _rows(warehouse, "SELECT ITEM_ID FROM recsys.interactions")}
+    assert items == {"A", "B"}
+
+
+def test_personal_data_never_reaches_a_table_derived_from_the_export_or_a_csv(warehouse, shop):
+    email = "jane.doe@example.com"
+    url = (f"https://shop.example/account/{email}/orders?email=jane%40example.com&token=s3cr3t&order_id=42"
+           "&utm_source=news&utm_medium=mail#access_token=zzz")
+    params = [{"key": "page_location", "value": {"string_value": url}},
+              {"key": "page_referrer", "value": {"string_value": url}},
+              {"key": "ga_session_id", "value": {"int_value": 1}}]
+    rows = [
+        event(DAY, 10, "view_item", "p1", user_id=email, items=[{"item_id": "A"}], event_params=params),
+        event(DAY, 11, "view_item", "p2", user_id="U2", items=[{"item_id": "B"}], event_params=params),
+        event(DAY, 12, "add_to_cart", "p2", user_id="U2", items=[{"item_id": "B"}], event_params=params),
+    ]
+    write_shard(shop / "ga4_export.duckdb", DAY, rows)
+    result = materialize(GA4_ASSETS, partition_key=DAY.isoformat(), resources={"warehouse": warehouse})
+    meta = _merged(result)
+    assert meta["user_ids_refused_as_email"] == 1 and meta["page_locations_scrubbed"] == 3
+    kept = {r["page_location"] for r in _rows(warehouse, "SELECT page_location FROM recsys.ga4_item_views")}
+    assert kept == {"https://shop.example/account/(email)/orders?utm_source=news&utm_medium=mail"}
+    for table in ("ga4_item_views", "ga4_cart_adds", "interactions"):
+        dumped = json.dumps(_rows(warehouse, f"SELECT * FROM recsys.{table}"), default=str)
+        assert "@" not in dumped and "s3cr3t" not in dumped and "order_id=42" not in dumped, table
+    lake = LocalLake(root=str(shop / "lake"))
+    defs = platform_definitions()
+    snapshots = materialize(assets("personalize_interactions_csv", "personalize_users_csv", defs=defs),
+                            partition_key=DAY.isoformat(), raise_on_error=False,
+                            resources={**defs.resources, "warehouse": warehouse, "lake": lake})
+    written = [snapshots.asset_value(name).key for name in ("personalize_interactions_csv", "personalize_users_csv")]
+    for key in written:
+        text = lake.read_text(key)
+        assert "@" not in text and "s3cr3t" not in text, key
+
+
+def test_anonymous_visitors_are_scoped_by_data_stream(warehouse, shop):
+    rows = [
+        event(DAY, 10, "view_item", "p1", items=[{"item_id": "A"}], stream_id="web"),
+        event(DAY, 11, "view_item", "p1", items=[{"item_id": "B"}], stream_id="app"),
+        event(DAY, 12, "view_item", "p1", user_id="U1", items=[{"item_id": "C"}], stream_id="web"),
+    ]
+    write_shard(shop / "ga4_export.duckdb", DAY, rows)
+    materialize(GA4_ASSETS, partition_key=DAY.isoformat(), resources={"warehouse": warehouse})
+    users = {r["ITEM_ID"]: r["USER_ID"] for r in _rows(warehouse, "SELECT ITEM_ID, USER_ID FROM recsys.interactions")}
+    # p1 logged in on the web stream: its web browsing is U1's; the app's p1 is another visitor.
+    assert users == {"A": "U1", "C": "U1", "B": "anon:app:p1"}

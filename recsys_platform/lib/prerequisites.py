@@ -786,12 +786,58 @@ def _lake_needs(bucket: str, prefix: str) -> dict[str, str]:
 
 
 def _s3_policy(bucket: str, principal: bool) -> str:
+    return json.dumps(s3_policy_document(bucket, principal))
+
+
+def s3_policy_document(bucket: str, principal: bool) -> dict:
+    """What Personalize needs on the lake: as a bucket policy statement (`principal`) or as the service
+    role's own policy."""
     statement = {"Effect": "Allow", "Action": list(PERSONALIZE_BUCKET_ACTIONS),
                  "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]}
     if principal:
         statement = {"Sid": "PersonalizeS3BucketAccessPolicy", "Effect": "Allow",
                      "Principal": {"Service": PERSONALIZE_PRINCIPAL}, **statement}
-    return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+    return {"Version": "2012-10-17", "Statement": [statement]}
+
+
+def trust_policy_document() -> dict:
+    """The service role's trust policy: Personalize may assume it."""
+    return {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": PERSONALIZE_PRINCIPAL}, "Action": "sts:AssumeRole"}]}
+
+
+def pass_role_policy_document(role_arn: str) -> dict:
+    """The platform's identity may hand the service role to Personalize (and to nothing else)."""
+    return {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": "iam:PassRole", "Resource": role_arn,
+        "Condition": {"StringEquals": {"iam:PassedToService": PERSONALIZE_PRINCIPAL}}}]}
+
+
+def platform_policy_document(bucket: str, prefix: str, role_arn: str) -> dict:
+    """The platform's own identity: the lake under its prefix (the lake writes, reads and lists; multipart
+    uploads of large snapshots may be aborted; doctor deletes its write probe), Personalize (every
+    resource it creates is named by the platform, so no narrower resource can be listed up front), and
+    handing the service role to Personalize."""
+    objects = f"arn:aws:s3:::{bucket}/{_join_prefix(prefix)}*"
+    return {"Version": "2012-10-17", "Statement": [
+        {"Sid": "LakeObjects", "Effect": "Allow",
+         "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+         "Resource": objects},
+        {"Sid": "LakeListing", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{bucket}"},
+        {"Sid": "Personalize", "Effect": "Allow", "Action": "personalize:*", "Resource": "*"},
+        *pass_role_policy_document(role_arn)["Statement"],
+    ]}
+
+
+def deployment_policies(bucket: str, prefix: str, role_arn: str) -> dict[str, dict]:
+    """Every policy document the deployment needs, for `recsys-platform doctor --policies`."""
+    return {
+        f"bucket policy of {bucket}": s3_policy_document(bucket, principal=True),
+        f"trust policy of {role_arn}": trust_policy_document(),
+        f"permissions policy of {role_arn}": s3_policy_document(bucket, principal=False),
+        "policy of the platform's identity (RECSYS_AWS_ROLE_ARN's role, or its user)":
+            platform_policy_document(bucket, prefix, role_arn),
+    }
 
 
 def _not_evaluated(keys: set[str]) -> str:
@@ -837,8 +883,7 @@ def _bucket_policy(checks: _Checks, s3, bucket: str, prefix: str) -> None:
 # --- the Personalize service role ------------------------------------------------------------------------
 
 def _trust_policy_text() -> str:
-    return json.dumps({"Version": "2012-10-17", "Statement": [{
-        "Effect": "Allow", "Principal": {"Service": PERSONALIZE_PRINCIPAL}, "Action": "sts:AssumeRole"}]})
+    return json.dumps(trust_policy_document())
 
 
 def _service_role(checks: _Checks, aws, role_arn: str, identity: _Identity, lake) -> None:
@@ -980,9 +1025,7 @@ def _pass_role(checks: _Checks, iam, identity: _Identity, role_arn: str) -> None
     denied = " (explicitly denied)" if decision == DENIED else ""
     checks.add(name, FAILED, f"{principal_arn} may not iam:PassRole {role_arn}{denied}; {method}",
                f"attach to {principal_arn} a policy allowing iam:PassRole on {role_arn}, e.g.\n"
-               + json.dumps({"Version": "2012-10-17", "Statement": [{
-                   "Effect": "Allow", "Action": "iam:PassRole", "Resource": role_arn,
-                   "Condition": {"StringEquals": {"iam:PassedToService": PERSONALIZE_PRINCIPAL}}}]}))
+               + json.dumps(pass_role_policy_document(role_arn)))
 
 
 def _principal(iam, identity: _Identity) -> tuple[str | None, str, str]:

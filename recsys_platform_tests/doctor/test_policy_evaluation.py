@@ -57,3 +57,48 @@ def test_resource_policies_count_only_statements_naming_the_service():
     assert evaluate(bucket, "s3:GetObject", "arn:aws:s3:::lake/recsys/a.csv", {}, service)[0] == ALLOWED
     assert evaluate(bucket, "s3:GetObject", "arn:aws:s3:::lake/private/a.csv", {}, service)[0] == IMPLICIT
     assert evaluate(bucket, "s3:PutObject", "arn:aws:s3:::lake/recsys/a.csv", {}, service)[0] == IMPLICIT
+
+
+def test_the_policies_doctor_prints_pass_its_own_checks(monkeypatch, capsys):
+    import json
+
+    from recsys_platform.cli.main import main
+
+    monkeypatch.setenv("RECSYS_LAKE_BUCKET", "shop-lake")
+    monkeypatch.setenv("RECSYS_LAKE_PREFIX", "recsys/")
+    monkeypatch.setenv("RECSYS_PERSONALIZE_SERVICE_ROLE_ARN", ROLE)
+    assert main(["doctor", "--policies", "--no-dotenv"]) == 0
+    printed = {}
+    for block in capsys.readouterr().out.strip().split("\n\n"):
+        title, _, document = block.partition("\n")
+        printed[title.removeprefix("# ")] = json.loads(document)
+    bucket = printed["bucket policy of shop-lake"]
+    service = "personalize.amazonaws.com"
+    for action, resource in [("s3:ListBucket", "arn:aws:s3:::shop-lake"),
+                             ("s3:GetObject", "arn:aws:s3:::shop-lake/recsys/personalize/a.csv"),
+                             ("s3:PutObject", "arn:aws:s3:::shop-lake/recsys/batch/out.json")]:
+        assert evaluate(bucket, action, resource, {}, service)[0] == ALLOWED, action
+    trust = printed[f"trust policy of {ROLE}"]
+    assert evaluate(trust, "sts:AssumeRole", "*", {}, service)[0] == ALLOWED
+    assert evaluate(trust, "sts:AssumeRole", "*", {}, "ec2.amazonaws.com")[0] == IMPLICIT
+    platform = printed["policy of the platform's identity (RECSYS_AWS_ROLE_ARN's role, or its user)"]
+    assert evaluate(platform, "iam:PassRole", ROLE, PASSED) == (ALLOWED, set())
+    assert evaluate(platform, "iam:PassRole", ROLE, {"iam:passedtoservice": "ec2.amazonaws.com"})[0] == IMPLICIT
+    assert evaluate(platform, "s3:PutObject", "arn:aws:s3:::shop-lake/recsys/x.csv", {})[0] == ALLOWED
+    assert evaluate(platform, "s3:PutObject", "arn:aws:s3:::shop-lake/other/x.csv", {})[0] == IMPLICIT
+    assert evaluate(platform, "personalize:CreateSolutionVersion", "arn:aws:personalize:eu-west-1:1:solution/s",
+                    {})[0] == ALLOWED
+
+
+def test_deploy_readme_shows_the_policies_doctor_prints(monkeypatch, capsys):
+    from pathlib import Path
+
+    from recsys_platform.cli.main import main
+
+    for name in ("RECSYS_LAKE_BUCKET", "RECSYS_LAKE_PREFIX", "RECSYS_PERSONALIZE_SERVICE_ROLE_ARN"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["doctor", "--policies", "--no-dotenv"]) == 0
+    printed = capsys.readouterr().out.strip()
+    readme = (Path(__file__).resolve().parents[2] / "deploy" / "README.md").read_text()
+    shown = readme.split("## Policies", 1)[1].split("```", 2)[1].strip()
+    assert shown == printed

@@ -187,6 +187,11 @@ def test_items_filters_with_parameters(runtime, catalogue, events):
     assert sorted(int(i[1:]) for i in items(runtime, catalogue, filterArn=cheap, filterValues={"PRICE": "5"})) == [
         n for n in range(6) if f"i{n}" in items(runtime, catalogue)
     ]
+    sale_or_cheap = shop.filter(catalogue.group, 'INCLUDE ItemID WHERE Items.CATEGORY IN ("sale") OR Items.PRICE <= 5',
+                                name="sale-or-cheap")
+    cheap_five = set(items(runtime, catalogue, filterArn=cheap, filterValues={"PRICE": "5"}))
+    assert set(items(runtime, catalogue, filterArn=sale_or_cheap)) == set(on_sale) | cheap_five
+    assert cheap_five - set(on_sale) and set(on_sale) - cheap_five  # both sides of the OR contribute
     not_bags = shop.filter(catalogue.group, 'EXCLUDE ItemID WHERE Items.CATEGORY NOT IN ("bags")', name="bags-only")
     assert all(int(item[1:]) >= 20 for item in items(runtime, catalogue, filterArn=not_bags))
     # an EXCLUDE expression whose parameters have no values is not used ...

@@ -62,19 +62,28 @@ def _one(name: str, export_path: str, property_id: str, day: str, out_path: str)
 
 
 def _platform_statement(export_path: str, property_id: str, day: str, out_path: str) -> dict:
-    from recsys_platform.defs.ga4 import events
-    from recsys_platform.lib.sql_files import read_sql
+    from recsys_platform.defs.ga4.events import day_sources, merge_params, merge_statement, property_reads
+    from recsys_platform.defs.ga4.ga4_setup import load_ga4_setup
+    from recsys_platform.defs.product_db.contract import load_contract
+    from recsys_platform.lib.partitions import PartitionRange
     from recsys_platform.lib.warehouse.duckdb_engine import DuckDBWarehouse
+    from recsys_platform.settings import PlatformSettings
     from recsys_platform.shared.bigquery_on_duckdb import used_params
 
+    # The simulated shop's product DB sits beside its export (the merge reads its erasure requests).
     warehouse = DuckDBWarehouse(warehouse_path=out_path, export_path=export_path,
-                                product_db_path=str(Path(out_path).with_suffix(".product.duckdb")),
+                                product_db_path=str(Path(export_path).with_name("product_db.duckdb")),
                                 ga4_property_id=property_id)
+    settings = PlatformSettings.from_environment()
+    setup, contract = load_ga4_setup(), load_contract(settings.product_db_contract)
     first = dt.date.fromisoformat(day)
-    params = {"first_day": first, "last_day": first, "first_suffix": day.replace("-", ""),
-              "last_suffix": day.replace("-", "")}
+    days = PartitionRange(first, first)
+    # What the ga4_events asset builds for the day: the same sources, statement and parameters.
+    reads = property_reads(warehouse, day_sources(warehouse, days, setup, settings.timezone))
+    statement = merge_statement("ga4_events.sql", reads, contract, warehouse)
+    params = merge_params(days, reads, setup, contract, warehouse)
     with warehouse._connect() as con:  # the platform's connection: its settings and attached catalogs
-        select = warehouse._translate(con, read_sql(events.__file__, "ga4_events.sql"), params)
+        select = warehouse._translate(con, statement, params)
         started = time.perf_counter()
         con.execute(f"CREATE TABLE warehouse.recsys.ga4_events AS SELECT * FROM ({select}) ORDER BY event_name",
                     used_params(select, params))

@@ -24,6 +24,14 @@ def test_demo_simulates_runs_the_ga4_job_and_prints_rows_per_asset(recsys_home, 
         assert rows[asset] > 0, (asset, out)
     assert rows["ga4_item_views"] < rows["ga4_events"]
     assert "ga4_daily_job over" in out and "as one run" in out
+    # Where each day came from, consent and scrubbed URLs (the simulator plants ~3% and ~1% of each).
+    merge = out.split("\nGA4 merge\n", 1)[1].split("\n\n", 1)[0]
+    days = {m.group(2): int(m.group(1)) for m in re.finditer(r"^\s+(\d+) day\(s\) from the (\w+) table", merge, re.M)}
+    assert sum(days.values()) == 3 and days.get("daily", 0) >= 2, merge
+    denied = re.search(r"consent denied \(.*\): ([\d,]+) \(([\d.]+)%\)", merge)
+    assert denied and int(denied.group(1).replace(",", "")) > 0 and 0 < float(denied.group(2)) < 10, merge
+    scrubbed = re.search(r"allow-list \(e-mails, tokens\.\.\.\): ([\d,]+);", merge)
+    assert scrubbed and int(scrubbed.group(1).replace(",", "")) > 0, merge
 
 
 def test_demo_refuses_a_non_positive_number_of_days(recsys_home):

@@ -287,3 +287,14 @@ def test_unusable_aws_credentials_are_named_and_what_needs_them_is_not_checked(w
         "aws.role", "s3.bucket", "s3.write", "s3.bucket_policy", "iam.service_role", "iam.service_role_trust",
         "iam.service_role_access", "iam.pass_role", "personalize.reachable"}
     assert checks["bigquery.export_tables"]["status"] == "OK"  # the GCP side does not depend on AWS
+
+
+def test_a_missing_ga4_export_dataset_is_named(world, monkeypatch, capsys):
+    code, checks = doctor(monkeypatch, capsys, world.env, RECSYS_GA4_PROPERTY_ID="999999999")
+    assert code == 1
+    assert not_ok(checks)["bigquery.export_dataset"] == "MISSING"
+    assert checks["bigquery.export_dataset"]["summary"] == \
+        "GA4 export dataset shop-analytics.analytics_999999999 does not exist"
+    assert "RECSYS_GA4_PROPERTY_ID" in checks["bigquery.export_dataset"]["fix"]
+    assert all(status == "OK" for name, status in ((n, c["status"]) for n, c in checks.items())
+               if name.startswith(("s3.", "iam.", "aws.", "personalize")))

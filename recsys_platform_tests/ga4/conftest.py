@@ -1,4 +1,7 @@
 import datetime as dt
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -10,14 +13,47 @@ NEXT_DAY = DAY + dt.timedelta(days=1)
 
 
 @pytest.fixture
-def warehouse(recsys_home) -> DuckDBWarehouse:
-    return DuckDBWarehouse(
-        ga4_property_id=PROPERTY_ID,
-        warehouse_path=str(recsys_home / "warehouse.duckdb"),
-        export_path=str(recsys_home / "ga4_export.duckdb"),
-        product_db_path=str(recsys_home / "product_db.duckdb"),
-        lock_timeout_seconds=30,
-    )
+def warehouse(recsys_home, tmp_path, monkeypatch) -> DuckDBWarehouse:
+    with warehouse_on("duckdb", recsys_home, tmp_path, monkeypatch) as on_duckdb:
+        yield on_duckdb
+
+
+# The warehouses a GA4 test can run on: the embedded DuckDB one, and the production BigQueryWarehouse
+# through the real google-cloud-bigquery client against the BigQuery stand-in serving the same files.
+ENGINES = ["duckdb", "bigquery"]
+
+
+@contextmanager
+def warehouse_on(engine: str, recsys_home: Path, folder: Path, monkeypatch, **fields):
+    """The warehouse on `engine` over the test's export and product DB files (`fields`: more warehouse
+    settings, e.g. additional_ga4_property_ids). The stand-in attaches the files per request, so shards a
+    test writes later are seen; the platform's tables live in a fresh dataset of the platform's project."""
+    if engine == "duckdb":
+        yield DuckDBWarehouse(ga4_property_id=PROPERTY_ID, warehouse_path=str(recsys_home / "warehouse.duckdb"),
+                              export_path=str(recsys_home / "ga4_export.duckdb"),
+                              product_db_path=str(recsys_home / "product_db.duckdb"), lock_timeout_seconds=30,
+                              **fields)
+        return
+    from dagster_gcp import BigQueryResource
+
+    from recsys_platform.lib.warehouse.bigquery_engine import BigQueryWarehouse
+    from recsys_platform.standins.bigquery_api import start_in_background
+
+    handle = start_in_background(folder / "bigquery", projects={"shop-analytics": recsys_home / "ga4_export.duckdb"},
+                                 datasets={("shop-platform", "product_db"): (recsys_home / "product_db.duckdb",
+                                                                             "product_db")})
+    try:
+        key = handle.write_credentials(folder / "bigquery-key.json", "shop-platform")
+        for name, value in handle.client_environment(key).items():
+            monkeypatch.setenv(name, value)
+        warehouse = BigQueryWarehouse(ga4_property_id=PROPERTY_ID, bigquery=BigQueryResource(project="shop-platform"),
+                                      platform_dataset=f"recsys_{uuid.uuid4().hex[:8]}", product_dataset="product_db",
+                                      export_project="shop-analytics", **fields)
+        with warehouse.bigquery.get_client() as client:
+            client.create_dataset(warehouse.platform_dataset)
+        yield warehouse
+    finally:
+        handle.stop()
 
 
 def day_one_events() -> list[dict]:

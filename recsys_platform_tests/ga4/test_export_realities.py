@@ -1,18 +1,23 @@
 """The GA4 export as a real property delivers it: intraday and fresh tables, over-limit days, the batch
-fields of July 2024, consent mode, personal data in URLs and user ids, several streams."""
+fields of July 2024, consent mode, personal data in URLs and user ids, several streams.
+
+Each test runs on both warehouses: the embedded DuckDB one, and the production BigQueryWarehouse through
+the real google-cloud-bigquery client against the BigQuery stand-in serving the same files."""
 
 import datetime as dt
 import json
 from zoneinfo import ZoneInfo
 
+import pyarrow as pa
 import pytest
 from dagster import DagsterInstance, build_sensor_context, materialize
 
 from recsys_platform.lib.lake import LocalLake
 from recsys_platform_tests.code_location import GA4_ASSET_NAMES, assets, platform_definitions
-from recsys_platform_tests.ga4.conftest import DAY
+from recsys_platform_tests.ga4.conftest import DAY, ENGINES, NEXT_DAY, warehouse_on
 from recsys_platform_tests.ga4_fixtures import (
     BATCHED_SHARD_SCHEMA,
+    SHARD_SCHEMA,
     TIMEZONE,
     drop_table,
     event,
@@ -23,6 +28,12 @@ from recsys_platform_tests.ga4_fixtures import (
 GA4_ASSETS = assets(*GA4_ASSET_NAMES)
 [ga4_events] = assets("ga4_events")
 sensor = platform_definitions().resolve_sensor_def("ga4_export_sensor")
+
+
+@pytest.fixture(params=ENGINES)
+def warehouse(request, recsys_home, tmp_path, monkeypatch):
+    with warehouse_on(request.param, recsys_home, tmp_path, monkeypatch) as on_engine:
+        yield on_engine
 
 
 @pytest.fixture
@@ -46,6 +57,12 @@ def _rows(warehouse, sql, **params):
     return warehouse.query(sql, params).to_pylist()
 
 
+def _tick(warehouse, instance):
+    # As a context manager: BigQueryWarehouse's client resource is opened and closed around the tick.
+    with build_sensor_context(instance=instance, resources={"warehouse": warehouse}) as context:
+        return sensor(context)
+
+
 def _views(day, n, pseudo="p1", **kw):
     return [event(day, 10, "view_item", pseudo, minute=i, items=[{"item_id": "A"}], **kw) for i in range(n)]
 
@@ -60,12 +77,12 @@ def test_an_over_limit_day_is_merged_from_intraday_and_again_from_daily_without_
     assert meta["sources"] == {DAY.isoformat(): f"events_intraday_{DAY:%Y%m%d}"}
     assert meta["dagster/row_count"] == 3
 
-    tick = sensor(build_sensor_context(instance=instance, resources={"warehouse": warehouse}))
+    tick = _tick(warehouse, instance)
     assert not getattr(tick, "run_requests", None)  # an empty cursor is seeded from what was merged
     # The daily table lands (late events included) and GA4 deletes the intraday one.
     write_shard(export, DAY, _views(DAY, 4))
     drop_table(export, f"events_intraday_{DAY:%Y%m%d}")
-    later = sensor(build_sensor_context(instance=instance, resources={"warehouse": warehouse}))
+    later = _tick(warehouse, instance)
     [request] = later.run_requests
     assert request.partition_key == DAY.isoformat() and request.tags["recsys/ga4_table_kind"] == "daily"
     again = materialize([ga4_events], instance=instance, partition_key=DAY.isoformat(),
@@ -89,20 +106,33 @@ def test_an_intraday_table_within_its_grace_period_is_waited_for(warehouse, shop
 def test_a_fresh_table_stands_in_until_the_daily_one_lands(warehouse, shop):
     write_shard(shop / "ga4_export.duckdb", DAY, _views(DAY, 2), kind="fresh")
     write_shard(shop / "ga4_export.duckdb", DAY, _views(DAY, 1), kind="intraday")
-    result = materialize([ga4_events], partition_key=DAY.isoformat(), resources={"warehouse": warehouse})
+    instance = DagsterInstance.ephemeral()
+    result = materialize([ga4_events], instance=instance, partition_key=DAY.isoformat(),
+                         resources={"warehouse": warehouse})
     assert _merged(result)["sources"] == {DAY.isoformat(): f"events_fresh_{DAY:%Y%m%d}"}
+    # The daily table lands: the sensor asks for the day again, and the merge reads the daily table alone.
+    write_shard(shop / "ga4_export.duckdb", DAY, _views(DAY, 3))
+    tick = _tick(warehouse, instance)
+    [request] = tick.run_requests
+    assert request.partition_key == DAY.isoformat() and request.tags["recsys/ga4_table_kind"] == "daily"
+    again = materialize([ga4_events], instance=instance, partition_key=DAY.isoformat(),
+                        resources={"warehouse": warehouse})
+    assert _merged(again)["sources"] == {DAY.isoformat(): f"events_{DAY:%Y%m%d}"}
+    [count] = _rows(warehouse, "SELECT COUNT(*) AS n FROM recsys.ga4_events")
+    assert count["n"] == 3
 
 
 def test_batch_fields_identify_events_from_july_2024_and_the_older_key_before(warehouse, shop, monkeypatch):
     old, new = dt.date(2024, 7, 1), dt.date(2024, 7, 20)
     monkeypatch.setenv("RECSYS_START_DATE", "2024-01-01")
     [merge] = assets("ga4_events")
+    # The older table first, as GA4 creates them (BigQuery reads a wildcard with the newest table's schema).
+    # The same two views on an older table, without batch fields: the older identity cannot tell them apart.
+    write_shard(shop / "ga4_export.duckdb", old, [event(old, 10, "view_item", "p1", items=[{"item_id": "A"}])] * 2)
     # Two views in one batch at the same microsecond: only the batch fields tell them apart.
     twins = [event(new, 10, "view_item", "p1", items=[{"item_id": "A"}], batch_page_id=7, batch_ordering_id=1,
                    batch_event_index=i, privacy_info={"analytics_storage": "Yes"}) for i in (0, 1)]
     write_shard(shop / "ga4_export.duckdb", new, [*twins, dict(twins[0])], schema=BATCHED_SHARD_SCHEMA)
-    # The same two on an older table, without batch fields: the older identity cannot tell them apart.
-    write_shard(shop / "ga4_export.duckdb", old, [event(old, 10, "view_item", "p1", items=[{"item_id": "A"}])] * 2)
     for day in (old, new):
         result = materialize([merge], partition_key=day.isoformat(), resources={"warehouse": warehouse})
         assert result.success
@@ -177,3 +207,26 @@ def test_anonymous_visitors_are_scoped_by_data_stream(warehouse, shop):
     users = {r["ITEM_ID"]: r["USER_ID"] for r in _rows(warehouse, "SELECT ITEM_ID, USER_ID FROM recsys.interactions")}
     # p1 logged in on the web stream: its web browsing is U1's; the app's p1 is another visitor.
     assert users == {"A": "U1", "C": "U1", "B": "anon:app:p1"}
+
+
+def test_a_nested_field_ga4_adds_later_merges_and_older_days_stay_readable(warehouse, shop):
+    # GA4 added items.item_params to the export in 2023: a later table's items are wider than the stored ones.
+    [items_field] = [f for f in SHARD_SCHEMA if f.name == "items"]
+    item = items_field.type.value_type
+    param = pa.struct([("key", pa.string()), ("value", pa.struct([("string_value", pa.string())]))])
+    wider = pa.schema([pa.field("items", pa.list_(pa.struct([*item, ("item_params", pa.list_(param))])))
+                       if f.name == "items" else f for f in SHARD_SCHEMA])
+    export = shop / "ga4_export.duckdb"
+    write_shard(export, DAY, _views(DAY, 2))
+    assert materialize([ga4_events], partition_key=DAY.isoformat(), resources={"warehouse": warehouse}).success
+    later = _views(NEXT_DAY, 3)
+    for row in later:
+        row["items"] = [{**i, "item_params": [{"key": "size", "value": {"string_value": "XL"}}]} for i in row["items"]]
+    write_shard(export, NEXT_DAY, later, schema=wider)
+    assert materialize([ga4_events], partition_key=NEXT_DAY.isoformat(), resources={"warehouse": warehouse}).success
+    # Re-merging the older day (a re-export within 72 hours) still works against the wider table.
+    assert materialize([ga4_events], partition_key=DAY.isoformat(), resources={"warehouse": warehouse}).success
+    sizes = _rows(warehouse, "SELECT e.event_date, p.value.string_value AS size, COUNT(*) AS n "
+                             "FROM recsys.ga4_events AS e CROSS JOIN UNNEST(e.items) AS i "
+                             "LEFT JOIN UNNEST(i.item_params) AS p ON TRUE GROUP BY 1, 2 ORDER BY 1")
+    assert sizes == [{"event_date": DAY, "size": None, "n": 2}, {"event_date": NEXT_DAY, "size": "XL", "n": 3}]

@@ -13,7 +13,7 @@ from recsys_platform.lib.deployments import resources_for
 from recsys_platform.lib.warehouse.duckdb_engine import DuckDBWarehouse
 from recsys_platform.settings import PlatformSettings, SettingsError
 from recsys_platform_tests.code_location import GA4_ASSET_NAMES, assets, platform_definitions
-from recsys_platform_tests.ga4.conftest import DAY
+from recsys_platform_tests.ga4.conftest import DAY, ENGINES, warehouse_on
 from recsys_platform_tests.ga4_fixtures import (
     BATCHED_SHARD_SCHEMA,
     PROPERTY_ID,
@@ -33,15 +33,13 @@ INTRADAY_SHARD = f"events_intraday_{DAY:%Y%m%d}"
 sensor = platform_definitions().resolve_sensor_def("ga4_export_sensor")
 
 
-@pytest.fixture
-def warehouse(recsys_home) -> DuckDBWarehouse:
-    """The two properties' warehouse (the conftest's reads one property)."""
+@pytest.fixture(params=ENGINES)
+def warehouse(request, recsys_home, tmp_path, monkeypatch):
+    """The two properties' warehouse (the conftest's reads one property), on each engine."""
     write_product_db(recsys_home / "product_db.duckdb", [], ["A", "B", "C"], ["U1", "U2"])
-    return DuckDBWarehouse(
-        ga4_property_id=PROPERTY_ID, additional_ga4_property_ids=[APP_PROPERTY],
-        warehouse_path=str(recsys_home / "warehouse.duckdb"), export_path=str(recsys_home / "ga4_export.duckdb"),
-        product_db_path=str(recsys_home / "product_db.duckdb"), lock_timeout_seconds=30,
-    )
+    with warehouse_on(request.param, recsys_home, tmp_path, monkeypatch,
+                      additional_ga4_property_ids=[APP_PROPERTY]) as on_engine:
+        yield on_engine
 
 
 @pytest.fixture
@@ -75,8 +73,10 @@ def _rows(warehouse, sql, **params):
 
 
 def _tick(warehouse, cursor=None, instance=None):
-    return sensor(build_sensor_context(instance=instance or DagsterInstance.ephemeral(), cursor=cursor,
-                                       resources={"warehouse": warehouse}))
+    # As a context manager: BigQueryWarehouse's client resource is opened and closed around the tick.
+    with build_sensor_context(instance=instance or DagsterInstance.ephemeral(), cursor=cursor,
+                              resources={"warehouse": warehouse}) as context:
+        return sensor(context)
 
 
 # --- the merge -------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import duckdb
 import pytest
 from dagster import DagsterInstance, materialize
 
-from recsys_platform.defs.privacy.erasure import build_erasure
+from recsys_platform.defs.privacy.erasure import _left_behind, build_erasure
 from recsys_platform.defs.ga4.taxonomy import load_taxonomy
 from recsys_platform.defs.personalize.job_waiting import WaitPolicy
 from recsys_platform.defs.personalize.personalize_setup import load_setup
@@ -102,6 +102,9 @@ def test_a_request_reaches_every_table_personalize_and_later_snapshots(shop):
     assert deletion["resumed"] is False and deletion["records_deleted"] > 0
     [check] = first.get_asset_check_evaluations()
     assert check.passed
+    [outcome] = meta["outcome_per_request"].value
+    assert (outcome["user_id"], outcome["status"]) == (user_id, "applied")
+    assert outcome["requested_at"].startswith("2026-03-04 08:00")
 
     # Again: nothing left to delete, and the same Personalize job is found, not started twice.
     again = materialize([erasure], instance=instance, resources=defs.resources)
@@ -129,3 +132,15 @@ def test_a_request_reaches_every_table_personalize_and_later_snapshots(shop):
     assert not any(i.startswith("anon:") and i.endswith(f":{pseudo_id}") for i in interactions)
     users = _user_ids_in(lake.read_text(snapshot.asset_value("personalize_users_csv").key))
     assert len(users) > 10 and user_id not in users
+
+    # A row of the erased user planted back (a restore from an old backup): the check's query names the
+    # table, and the next erasure run deletes it again.
+    with duckdb.connect(str(home / "warehouse.duckdb")) as con:
+        con.execute("INSERT INTO recsys.ga4_item_views (event_date, user_id, item_id) "
+                    "VALUES (DATE '2026-03-02', ?, 'planted')", [user_id])
+    erased = {"user_ids": [user_id], "user_pseudo_ids": [pseudo_id]}
+    assert _left_behind(warehouse, ["ga4_item_views"], erased, []) == {"ga4_item_views": 1}
+    cleaned = materialize([erasure], instance=instance, resources=defs.resources)
+    assert cleaned.asset_materializations_for_node("erasure_requests_applied")[0].metadata[
+        "rows_deleted"].value["ga4_item_views"] == 1
+    assert all(c.passed for c in cleaned.get_asset_check_evaluations())

@@ -97,14 +97,17 @@ def day_sources(warehouse: Warehouse, days: PartitionRange, setup: Ga4Setup, tim
     return sources
 
 
-def export_drift(columns: dict[str, set[str]], table_ids: list[str]) -> ExportDrift:
+def export_drift(columns: dict[str, set[str]], table_ids: list[str], read: set[str] | None = None) -> ExportDrift:
+    """Required columns each table lacks, and the optional ones the read lacks (`read`: the columns a read
+    of these tables has; default: those of the tables themselves)."""
     drift = ExportDrift()
     for table_id in table_ids:
         missing = [c for c in REQUIRED_EXPORT_COLUMNS if c not in columns.get(table_id, set())]
         if missing:
             drift.missing_required[table_id] = missing
-    present = set().union(*(columns.get(t, set()) for t in table_ids)) if table_ids else set()
-    drift.absent_optional = [c for c in OPTIONAL_EXPORT_COLUMNS if c not in present]
+    if read is None:
+        read = set().union(*(columns.get(t, set()) for t in table_ids)) if table_ids else set()
+    drift.absent_optional = [c for c in OPTIONAL_EXPORT_COLUMNS if c not in read]
     return drift
 
 
@@ -139,8 +142,12 @@ def property_reads(warehouse: Warehouse, sources: dict[str, list[DaySource]]) ->
     for property_id, property_sources in sources.items():
         table_ids = [s.table.table_id for s in property_sources]
         found = warehouse.export_columns(table_ids, property_id)
-        columns[property_id] = set().union(*(found.get(t, set()) for t in table_ids))
-        drifts[property_id] = export_drift(found, table_ids)
+        # A required column is checked table by table (BigQuery's wildcard would read a lost one as NULL);
+        # the columns a read has decide what the copy adds as NULL (adding one it has would repeat it).
+        wildcard = warehouse.wildcard_columns(property_id)
+        read_by_table = set().union(*(found.get(t, set()) for t in table_ids))
+        columns[property_id] = wildcard if wildcard is not None else read_by_table
+        drifts[property_id] = export_drift(found, table_ids, columns[property_id])
     missing = {warehouse.export_table_name(t, p): c for p, drift in drifts.items()
                for t, c in drift.missing_required.items()}
     if missing:

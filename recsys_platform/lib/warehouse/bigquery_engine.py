@@ -209,9 +209,16 @@ class BigQueryWarehouse(Warehouse):
         ).result()
 
     def list_export_tables(self, property_id=None) -> ExportListing:
+        from google.api_core.exceptions import NotFound
+
         sql = list_export_tables_sql(self._export_property(property_id))
         with self._client() as client:
-            table = self._run(client, sql, None).to_arrow(create_bqstorage_client=False)
+            try:
+                table = self._run(client, sql, None).to_arrow(create_bqstorage_client=False)
+            except NotFound:
+                # GA4 creates a property's dataset with its first export: until then it has no tables (as
+                # on DuckDB), and a day it should have is named by the merge, not by a sensor crash.
+                return ExportListing()
             return listing_from_rows(table.to_pylist())
 
     def export_columns(self, table_ids, property_id=None) -> dict[str, set[str]]:
@@ -220,6 +227,17 @@ class BigQueryWarehouse(Warehouse):
             project, dataset = self._physical_in(self._project(client))(logical)
             return {table_id: {field.name for field in client.get_table(f"{project}.{dataset}.{table_id}").schema}
                     for table_id in table_ids}
+
+    def wildcard_columns(self, property_id=None) -> set[str] | None:
+        logical = export_dataset_name(self._export_property(property_id))
+        with self._client() as client:
+            project, dataset = self._physical_in(self._project(client))(logical)
+            newest = list(client.query_and_wait(
+                f"SELECT table_id FROM `{project}.{dataset}.__TABLES__` WHERE STARTS_WITH(table_id, 'events_') "
+                "ORDER BY creation_time DESC, table_id DESC LIMIT 1"))
+            if not newest:
+                return None
+            return {field.name for field in client.get_table(f"{project}.{dataset}.{newest[0]['table_id']}").schema}
 
     def replica_columns(self, tables) -> dict[str, dict[str, str]]:
         from google.api_core.exceptions import NotFound

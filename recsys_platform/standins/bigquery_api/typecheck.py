@@ -160,6 +160,16 @@ def set_operation_types(node: exp.Expression) -> list[tuple[str | None, exp.Expr
     if isinstance(node, exp.SetOperation):
         left, right = set_operation_types(node.left), set_operation_types(node.right)
         label = _SET_OPERATIONS.get(type(node), "UNION") + (" DISTINCT" if node.args.get("distinct") else " ALL")
+        if node.args.get("by_name"):
+            # BY NAME pairs the columns by name (both sides must have the same names), in the left's order.
+            names = [n.alias_or_name for _, n in left]
+            right_by_name = {n.alias_or_name: (t, n) for t, n in right}
+            if "*" in names or "*" in right_by_name:
+                return left  # a star's columns are not known here: nothing to check
+            if set(names) != set(right_by_name) or len(names) != len(right):
+                differ = sorted(set(names) ^ set(right_by_name))
+                raise invalid_query(f"Queries in {label} BY NAME have different column names: {', '.join(differ)}")
+            right = [right_by_name[name] for name in names]
         if len(left) != len(right):
             raise invalid_query(f"Queries in {label} have mismatched column count; query 1 has {len(left)} "
                                 f"columns, query 2 has {len(right)} columns")

@@ -1066,28 +1066,25 @@ def _managed_documents(iam, attached: list[dict]) -> list[dict]:
     return documents
 
 
-def _role_policies(iam, role_name: str) -> list[dict]:
-    documents = _managed_documents(iam, _paginate(iam, "list_attached_role_policies", "AttachedPolicies",
-                                                  RoleName=role_name))
-    for policy in _paginate(iam, "list_role_policies", "PolicyNames", RoleName=role_name):
-        documents.append(_policy_document(
-            iam.get_role_policy(RoleName=role_name, PolicyName=policy)["PolicyDocument"]))
+def _principal_policies(iam, kind: str, name: str) -> list[dict]:
+    """The managed and inline policy documents of an IAM `kind` ("Role", "User" or "Group") named `name`."""
+    lower, key = kind.lower(), {f"{kind}Name": name}
+    documents = _managed_documents(iam, _paginate(iam, f"list_attached_{lower}_policies", "AttachedPolicies", **key))
+    for policy in _paginate(iam, f"list_{lower}_policies", "PolicyNames", **key):
+        inline = getattr(iam, f"get_{lower}_policy")(PolicyName=policy, **key)
+        documents.append(_policy_document(inline["PolicyDocument"]))
     return documents
 
 
+def _role_policies(iam, role_name: str) -> list[dict]:
+    return _principal_policies(iam, "Role", role_name)
+
+
 def _user_policies(iam, user_name: str) -> list[dict]:
-    documents = _managed_documents(iam, _paginate(iam, "list_attached_user_policies", "AttachedPolicies",
-                                                  UserName=user_name))
-    for policy in _paginate(iam, "list_user_policies", "PolicyNames", UserName=user_name):
-        documents.append(_policy_document(
-            iam.get_user_policy(UserName=user_name, PolicyName=policy)["PolicyDocument"]))
+    """The user's own policies and those of its groups."""
+    documents = _principal_policies(iam, "User", user_name)
     for group in _paginate(iam, "list_groups_for_user", "Groups", UserName=user_name):
-        group_name = group["GroupName"]
-        documents.extend(_managed_documents(iam, _paginate(iam, "list_attached_group_policies",
-                                                           "AttachedPolicies", GroupName=group_name)))
-        for policy in _paginate(iam, "list_group_policies", "PolicyNames", GroupName=group_name):
-            documents.append(_policy_document(
-                iam.get_group_policy(GroupName=group_name, PolicyName=policy)["PolicyDocument"]))
+        documents.extend(_principal_policies(iam, "Group", group["GroupName"]))
     return documents
 
 

@@ -9,7 +9,6 @@ machine should reach it.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import re
@@ -23,6 +22,7 @@ from recsys_platform.standins.bigquery_api.errors import BigQueryError, invalid
 from recsys_platform.standins.bigquery_api.jobs import Jobs
 from recsys_platform.standins.bigquery_api.resources import Resources
 from recsys_platform.standins.bigquery_api.storage import Storage
+from recsys_platform.standins.loopback import check_loopback
 
 log = logging.getLogger(__name__)
 
@@ -53,19 +53,6 @@ _ROUTES = [
     ("GET", rf"/projects/{_SEGMENT}/queries/{_SEGMENT}", "get_query_results"),
 ]
 _COMPILED = [(method, re.compile(pattern + "$"), name) for method, pattern, name in _ROUTES]
-
-
-def check_loopback(host: str) -> None:
-    """Refuse any address but loopback: the stand-in serves local data and must stay on this machine."""
-    if host == "localhost":
-        return
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
-        raise ValueError(f"refusing to listen on {host!r}: the BigQuery stand-in binds to loopback only "
-                         "(127.0.0.1, ::1 or localhost)")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -303,7 +290,7 @@ def create_server(data_dir: str | Path, projects=None, datasets=None, host: str 
     `<data_dir>/projects/<project>.duckdb`. `location` is the location of datasets created without one
     and of served files. `default_page_rows` / `max_page_bytes` bound a page of rows when the client sets
     no maxResults (BigQuery's own bound is about 10 MB of JSON)."""
-    check_loopback(host)
+    check_loopback(host, "the BigQuery stand-in")
     if port < 0 or port > 65535:
         raise ValueError(f"port must be in 0..65535, got {port}")
     storage = Storage(data_dir, projects, datasets, default_location=location,

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from recsys_platform.standins.local_cloud.aws_accounts import AwsAccounts, provision
-from recsys_platform.standins.local_cloud.loopback import check_loopback
 from recsys_platform.standins.local_cloud.moto_standin import MotoStandIn
 
 # AWS's documented example keys: the platform account's base credentials. moto accepts any.
@@ -119,7 +118,6 @@ class LocalCloud:
         from recsys_platform.standins.bigquery_api import start_in_background
 
         config = self.config
-        check_loopback(config.host, "the BigQuery stand-in")
         standin = start_in_background(
             data_dir, host=config.host, location=config.bigquery_location,
             datasets={

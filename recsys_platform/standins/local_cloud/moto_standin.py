@@ -15,7 +15,7 @@ import re
 import threading
 from dataclasses import dataclass
 
-from recsys_platform.standins.local_cloud.loopback import check_loopback
+from recsys_platform.standins.loopback import check_loopback
 
 # SigV4: `Authorization: AWS4-HMAC-SHA256 Credential=<key id>/<date>/<region>/<service>/aws4_request, ...`
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/,\s]+)/([^/,\s]+)/aws4_request")

@@ -20,7 +20,6 @@ work ends cleanly. Error messages name `s3://` locations and roles, never paths 
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import json
 import os
 import re
@@ -36,6 +35,7 @@ from pathlib import Path
 from recsys_platform.standins.local_personalize import lake_paths
 from recsys_platform.standins.local_personalize.errors import InternalFailure, InvalidInputException
 from recsys_platform.standins.local_personalize.private_files import FILE_MODE, make_private_dir
+from recsys_platform.standins.loopback import is_loopback_host
 
 SERVICE_PRINCIPAL = "personalize.amazonaws.com"
 _S3_URI = re.compile(r"^s3://([a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])(?:/(.*))?$")
@@ -115,11 +115,7 @@ class FolderLake(LakeAccess):
 def _check_loopback_url(url: str, what: str) -> str:
     parts = urllib.parse.urlsplit(url)
     host = parts.hostname or ""
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if parts.scheme not in ("http", "https") or not loopback:
+    if parts.scheme not in ("http", "https") or not is_loopback_host(host):
         raise ValueError(f"{what} {url!r} must be an http(s) URL on loopback (127.0.0.1, ::1 or localhost): "
                          "the local Personalize talks only to stand-ins on this machine")
     return url

@@ -16,7 +16,6 @@ go to the log, with the request id).
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import re
@@ -40,6 +39,7 @@ from recsys_platform.standins.local_personalize.lakes import FolderLake, S3Lake,
 from recsys_platform.standins.local_personalize.runtime import Runtime
 from recsys_platform.standins.local_personalize.service_model import service_model, validate_input
 from recsys_platform.standins.local_personalize.store import ResourceStore
+from recsys_platform.standins.loopback import check_loopback, is_loopback_host
 
 log = logging.getLogger(__name__)
 
@@ -71,24 +71,6 @@ _SPECIAL = re.compile(rb'["\[\]{}]')
 _STRING_REST = re.compile(rb'[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 
 
-def check_loopback(host: str) -> None:
-    """The service has no authentication: it must never listen beyond this machine."""
-    if not is_loopback_name(host):
-        raise ValueError(
-            f"refusing to listen on {host!r}: the local Personalize has no authentication, "
-            "so it binds to loopback only (127.0.0.1, ::1 or localhost)"
-        )
-
-
-def is_loopback_name(host: str) -> bool:
-    if host.lower().rstrip(".") == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def host_of_authority(authority: str) -> str | None:
     """`127.0.0.1:8765` -> `127.0.0.1`, `[::1]:8765` -> `::1`; None when it is not host[:port]."""
     match = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\](?::\d{1,5})?|([^:\[\]/@\s]+)(?::\d{1,5})?", authority)
@@ -103,7 +85,7 @@ def check_request_origin(host_header: str | None, origin_header: str | None) -> 
     if not host_header:
         raise AccessDeniedException("the request has no Host header; this server answers loopback hosts only")
     host = host_of_authority(host_header.strip())
-    if host is None or not is_loopback_name(host):
+    if host is None or not is_loopback_host(host):
         raise AccessDeniedException(
             f"Host {_clip(host_header)!r} is not a loopback name or address: this server answers requests "
             "addressed to localhost, 127.0.0.1 or [::1] only"
@@ -112,7 +94,7 @@ def check_request_origin(host_header: str | None, origin_header: str | None) -> 
         return
     parsed = urllib.parse.urlsplit(origin_header.strip())
     origin_host = parsed.hostname if parsed.scheme in ("http", "https") else None
-    if not origin_host or not is_loopback_name(origin_host):
+    if not origin_host or not is_loopback_host(origin_host):
         raise AccessDeniedException(
             f"Origin {_clip(origin_header)!r} is not a loopback page: this server answers pages served "
             "from localhost, 127.0.0.1 or [::1] only"
@@ -441,7 +423,7 @@ def create_server(
     `max_concurrent_trainings`: more solution versions in progress raise LimitExceededException.
     `max_running_jobs`: jobs (imports, trainings, ...) this server runs at once; more wait in PENDING.
     """
-    check_loopback(host)
+    check_loopback(host, "the local Personalize", "it has no authentication")
     _check_options(port, step_delay, stale_after, max_concurrent_trainings, max_running_jobs)
     if (lake_root is None) == (s3 is None):
         raise ValueError("give the lake folder (lake_root) or an S3 endpoint (s3), exactly one of them")

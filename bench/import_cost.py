@@ -1,11 +1,13 @@
 """What a fresh process pays before it can run a step: importing Dagster, importing the code location, and
-building its definitions (`defs()`, what every run worker and step process of the multiprocess executor
-does). Fresh processes, local mode (RECSYS_ENV unset), median of repeats, interleaved."""
+building its definitions (`defs()`, what every run worker does), and what a run's fork server preloads
+before the run's first step (the steps forked from it skip all of it). Fresh processes, local mode
+(RECSYS_ENV unset), median of repeats, interleaved."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -19,6 +21,10 @@ CASES = {
     "import_dagster": "import dagster",
     "import_definitions": "import recsys_platform.definitions",
     "import_and_build_definitions": "import recsys_platform.definitions; recsys_platform.definitions.defs()",
+    # what each run's fork server imports and builds before it forks the run's first step (the later steps
+    # are forked from it warm): Dagster's executor module, then PRELOADED_MODULES (lib/step_processes.py)
+    "fork_server_preload": ("from recsys_platform.lib.step_processes import PRELOADED_MODULES\n"
+                            "for name in ['dagster._core.executor.multiprocess', *PRELOADED_MODULES]: __import__(name)"),
 }
 
 
@@ -53,7 +59,11 @@ def run(out_dir: Path, quick: bool = False) -> dict:
     repeats = 3 if quick else 7
     with tempfile.TemporaryDirectory(prefix="recsys-bench-import-") as home:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("RECSYS_", "DAGSTER_"))}
-        env.update({"RECSYS_HOME": home, "DAGSTER_DISABLE_TELEMETRY": "1", "PYTHONWARNINGS": "ignore"})
+        dagster_home = Path(home) / "dagster_home"  # the fork server preloads the storages it names
+        dagster_home.mkdir()
+        shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
+        env.update({"RECSYS_HOME": home, "DAGSTER_HOME": str(dagster_home), "DAGSTER_DISABLE_TELEMETRY": "1",
+                    "PYTHONWARNINGS": "ignore"})
         for code in CASES.values():  # warm the OS file cache and the .pyc files once
             _time(code, env)
         samples: dict[str, list[float]] = {name: [] for name in CASES}

@@ -8,7 +8,8 @@ Each repeat and mode starts from a fresh state folder and a fresh local Personal
 - **in-process**: the job's `execute_in_process` in a fresh process (imports not timed);
 - **executor**: `dagster job execute -m recsys_platform.definitions -j personalize_retraining_job --tags
   '{"dagster/partition": DAY}'` with a persistent DAGSTER_HOME: the command's wall time, steps from its
-  event log.
+  event log: each step's process start gap (the run's first step also waits for the fork server to start),
+  split at STEP_WORKER_STARTED (bench.run_timeline), and the run worker's time before RUN_START.
 """
 
 from __future__ import annotations
@@ -80,6 +81,14 @@ def _one(mode: str, users: int, items: int, events: int, work_root: Path, days=D
                     "run_span_seconds": run.get("run_span_seconds"),
                     "step_seconds_sum": run["step_seconds_sum"],
                     "process_start_gap_sum": run["process_start_gap_sum"],
+                    # executor only: the run worker's start, and a step's start split as run_timeline splits it
+                    "before_run_start_seconds": run.get("before_run_start_seconds"),
+                    "first_process_start_gap": run.get("first_process_start_gap"),
+                    "later_process_start_gap_median": run.get("later_process_start_gap_median"),
+                    "launch_to_worker_started": [s["launch_to_worker_started"] for s in run["steps"]
+                                                 if "launch_to_worker_started" in s],
+                    "worker_started_to_start": [s["worker_started_to_start"] for s in run["steps"]
+                                                if "worker_started_to_start" in s],
                     "steps": {s["step"]: s.get("seconds") for s in run["steps"]},
                     "step_count": run["step_count"],
                 }
@@ -87,6 +96,11 @@ def _one(mode: str, users: int, items: int, events: int, work_root: Path, days=D
     finally:
         shutil.rmtree(base, ignore_errors=True)
     return sample
+
+
+def _median(values):
+    values = [v for v in values if v is not None]
+    return round(statistics.median(values), 3) if values else None
 
 
 def run(out_dir: Path, quick: bool = False) -> dict:
@@ -120,6 +134,11 @@ def run(out_dir: Path, quick: bool = False) -> dict:
             }
         gaps = [r[label]["process_start_gap_sum"] for r in samples["executor"] if r[label]["process_start_gap_sum"]]
         row["executor"]["process_start_gap_sum_median"] = round(statistics.median(gaps), 2) if gaps else None
+        executor = [r[label] for r in samples["executor"]]
+        for key in ("before_run_start_seconds", "first_process_start_gap", "later_process_start_gap_median"):
+            row["executor"][f"{key}_median"] = _median(r.get(key) for r in executor)
+        for key in ("launch_to_worker_started", "worker_started_to_start"):  # every step of every repeat
+            row["executor"][f"{key}_median"] = _median(v for r in executor for v in r.get(key, []))
         row["executor_over_in_process"] = round(row["executor"]["seconds_median"] / row["in_process"]["seconds_median"], 2)
         rows.append(row)
     both = {mode: sum(r[mode]["seconds_median"] for r in rows) for mode in samples}
@@ -129,7 +148,10 @@ def run(out_dir: Path, quick: bool = False) -> dict:
     print(f"\nPersonalize chain, {events:,} interactions, {users:,} users, {items:,} items (median of {repeats})")
     for row in rows:
         print(f"  {row['run']:10s} in-process {row['in_process']['seconds_median']:6.1f} s   executor "
-              f"{row['executor']['seconds_median']:6.1f} s   ratio {row['executor_over_in_process']}")
+              f"{row['executor']['seconds_median']:6.1f} s   ratio {row['executor_over_in_process']}   "
+              f"step start gaps: sum {row['executor']['process_start_gap_sum_median']} s, first "
+              f"{row['executor']['first_process_start_gap_median']} s, later (median) "
+              f"{row['executor']['later_process_start_gap_median_median']} s")
     (out_dir / "personalize_chain.json").write_text(json.dumps(result, indent=1))
     return result
 

@@ -7,6 +7,7 @@ is in seconds, from the events' own timestamps (wall clock of the process that w
 
 from __future__ import annotations
 
+import statistics
 from collections import defaultdict
 
 SQL_SECONDS_KEY = "sql_seconds"
@@ -69,6 +70,12 @@ def timeline(instance, run_id: str, started: float | None = None, ended: float |
         if "worker_starting" in s and "start" in s:
             # the executor launched the step's process -> the step began: spawn, imports, code location load
             row["process_start_gap"] = round(s["start"] - s["worker_starting"], 3)
+            if "worker_started" in s:
+                # split at STEP_WORKER_STARTED, which the step's process writes once it has its instance:
+                # launch -> process up with its instance (fork server start for a run's first step, fork,
+                # the instance's storages) | -> step began (definitions, plan, resources, compute-log capture)
+                row["launch_to_worker_started"] = round(s["worker_started"] - s["worker_starting"], 3)
+                row["worker_started_to_start"] = round(s["start"] - s["worker_started"], 3)
         if "blocked_at" in s and "worker_starting" in s:
             row["pool_wait"] = round(s["worker_starting"] - s["blocked_at"], 3)
         if "start" in s:
@@ -85,6 +92,9 @@ def timeline(instance, run_id: str, started: float | None = None, ended: float |
     sql_values = [m["sql_seconds"] for m in materializations if m["sql_seconds"] is not None]
     run_end = run.get("RUN_SUCCESS", run.get("RUN_FAILURE"))
     gaps = [r["process_start_gap"] for r in rows if "process_start_gap" in r]
+    launched = sorted((steps[r["step"]]["worker_starting"], r["process_start_gap"]) for r in rows
+                      if "process_start_gap" in r)
+    gaps_by_launch = [gap for _, gap in launched]
     result = {
         "run_id": run_id,
         "executor": executor,
@@ -97,6 +107,10 @@ def timeline(instance, run_id: str, started: float | None = None, ended: float |
         "assets_without_sql_seconds": sorted({m["asset"] for m in materializations if m["sql_seconds"] is None}),
         "process_start_gap_sum": round(sum(gaps), 3) if gaps else None,
         "process_start_gap_median": round(sorted(gaps)[len(gaps) // 2], 3) if gaps else None,
+        # the run's first launched step also waits for the fork server to start and preload; the others do not
+        "first_process_start_gap": gaps_by_launch[0] if gaps_by_launch else None,
+        "later_process_start_gap_median": (round(statistics.median(gaps_by_launch[1:]), 3)
+                                           if len(gaps_by_launch) > 1 else None),
         "step_processes": len({r["pid"] for r in rows if r.get("pid") is not None}),
     }
     if "RUN_START" in run and run_end is not None:

@@ -7,6 +7,8 @@ step process), so configuration is read then, not when this module is imported.
 
 from __future__ import annotations
 
+import os
+
 import dagster as dg
 
 from recsys_platform.defs.ga4.daily_job import (
@@ -87,6 +89,18 @@ def build_definitions(settings: PlatformSettings) -> dg.Definitions:
     )
 
 
+# The last definitions `defs()` built in this process, with the settings and environment they were built from.
+_built: tuple[tuple, dg.Definitions] | None = None
+
+
 @dg.definitions
 def defs() -> dg.Definitions:
-    return build_definitions(PlatformSettings.from_environment())
+    # Dagster loads the code location several times in one process (a run worker five times before its run
+    # starts, each step twice), and a step forked from the preloaded server (recsys_platform/step_preload.py)
+    # can take the server's: built again only when the settings or any environment variable differ.
+    global _built
+    settings = PlatformSettings.from_environment()
+    key = (settings, tuple(sorted(os.environ.items())))
+    if _built is None or _built[0] != key:
+        _built = (key, build_definitions(settings))
+    return _built[1]

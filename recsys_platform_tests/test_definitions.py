@@ -118,3 +118,35 @@ def test_loading_the_code_location_pulls_in_no_stand_in_model_or_cloud_library(t
                                                    "dagster_gcp", "dagster_aws"))]
     assert unwanted == []
     assert "recsys_platform.defs.personalize.campaign" in loaded  # the probe did load the whole graph
+
+
+def test_definitions_are_built_once_per_settings_and_environment(tmp_path, monkeypatch):
+    """Dagster loads the code location several times per process; `defs()` builds it again only when what it
+    is built from changed: a setting, any environment variable, or the folder a relative RECSYS_HOME is in."""
+    import recsys_platform.definitions as definitions
+
+    for name in [n for n in os.environ if n.startswith("RECSYS_")]:
+        monkeypatch.delenv(name)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    monkeypatch.setenv("RECSYS_HOME", "state")  # relative: resolved against the working directory
+    builds = []
+    build = definitions.build_definitions
+    monkeypatch.setattr(definitions, "build_definitions", lambda settings: builds.append(settings) or build(settings))
+
+    first = definitions.defs()
+    assert definitions.defs() is first and len(builds) == 1
+
+    monkeypatch.setenv("RECSYS_PERSONALIZE_ENDPOINT_URL", "http://127.0.0.1:9")  # read by a resource, not a setting
+    endpoint = definitions.defs()
+    assert endpoint is not first and len(builds) == 2
+    assert endpoint.resources["personalize"].endpoint_url == "http://127.0.0.1:9"
+
+    monkeypatch.setenv("RECSYS_START_DATE", "2026-02-01")
+    assert definitions.defs() is not endpoint and builds[-1].start_date.isoformat() == "2026-02-01"
+
+    monkeypatch.chdir(tmp_path / "b")  # same environment, another RECSYS_HOME
+    moved = definitions.defs()
+    assert len(builds) == 4 and moved.resources["warehouse"].warehouse_path.startswith(str(tmp_path / "b"))
+    assert definitions.defs() is moved and len(builds) == 4

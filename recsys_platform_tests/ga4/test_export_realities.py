@@ -141,6 +141,32 @@ def test_batch_fields_identify_events_from_july_2024_and_the_older_key_before(wa
     assert counts == {old: 1, new: 2}  # the exact re-delivery of a twin collapsed; the twins did not
 
 
+def test_of_an_events_copies_the_first_delivered_is_kept_and_its_neighbours_are_untouched(warehouse, shop):
+    """Re-deliveries that differ (a later batch with another device) collapse to the first delivery, whatever
+    the order in the table; an event of another visitor at the same microsecond, and a page view of the same
+    visitor at that microsecond, are not copies and stay whole."""
+    [merge] = assets("ga4_events")
+    first = event(DAY, 10, "view_item", "p1", items=[{"item_id": "A"}], event_bundle_sequence_id=3,
+                  event_server_timestamp_offset=5)
+    later = dict(first, event_bundle_sequence_id=9, device={"category": "desktop"})
+    same_batch_later_offset = dict(first, event_server_timestamp_offset=8, device={"category": "tablet"})
+    neighbours = [event(DAY, 10, "view_item", "p2", items=[{"item_id": "B"}]),
+                  event(DAY, 10, "page_view", "p1")]
+    write_shard(shop / "ga4_export.duckdb", DAY, [later, same_batch_later_offset, neighbours[0], first,
+                                                  neighbours[1], dict(later)])
+    result = materialize([merge], partition_key=DAY.isoformat(), resources={"warehouse": warehouse})
+    assert result.success
+    rows = _rows(warehouse, "SELECT user_pseudo_id, event_name, event_bundle_sequence_id AS bundle, "
+                            "event_server_timestamp_offset AS server_offset, device.category AS device "
+                            "FROM recsys.ga4_events ORDER BY user_pseudo_id, event_name")
+    assert rows == [
+        {"user_pseudo_id": "p1", "event_name": "page_view", "bundle": 1, "server_offset": None, "device": "mobile"},
+        {"user_pseudo_id": "p1", "event_name": "view_item", "bundle": 3, "server_offset": 5, "device": "mobile"},
+        {"user_pseudo_id": "p2", "event_name": "view_item", "bundle": 1, "server_offset": None, "device": "mobile"},
+    ]
+    assert _merged(result)["duplicates_removed"] == 3
+
+
 def test_cookieless_pings_are_kept_but_never_stitched_or_in_interactions(warehouse, shop):
     denied = {"analytics_storage": "No", "ads_storage": "No", "uses_transient_token": "Yes"}
     granted = {"analytics_storage": "Yes", "ads_storage": "Yes", "uses_transient_token": "No"}

@@ -45,6 +45,30 @@ def test_merge_deduplicates_and_counts_dropped_rows(warehouse, export_two_days):
     assert day["event_date"] == DAY
 
 
+def test_the_merge_streams_the_wide_rows_instead_of_materialising_them(warehouse, recsys_home):
+    """The merge reads its wide event rows in two places (every row once, the rows at a repeated timestamp
+    again). DuckDB's common-subplan optimizer would materialise them: a 1M-event day's 2 GB spilled to disk
+    and was read back twice. The plan must read the export twice instead (a day large enough for the
+    optimizer to act: 20k events)."""
+    from recsys_platform.defs.ga4.events import day_sources, merge_params, merge_statement, property_reads
+    from recsys_platform.defs.ga4.ga4_setup import load_ga4_setup
+    from recsys_platform.defs.product_db.contract import load_contract
+    from recsys_platform.lib.partitions import PartitionRange
+    from recsys_platform.settings import PlatformSettings
+    from recsys_platform.shared.bigquery_on_duckdb import used_params
+    from recsys_platform.standins.ga4_simulator.simulation import SimulationConfig, simulate
+
+    simulate(SimulationConfig(home=recsys_home, days=1, start_date=DAY, events_per_day=20_000, seed=7))
+    setup, contract = load_ga4_setup(), load_contract(PlatformSettings.from_environment().product_db_contract)
+    days = PartitionRange(DAY, DAY)
+    reads = property_reads(warehouse, day_sources(warehouse, days, setup, "UTC"))
+    params = merge_params(days, reads, setup, contract, warehouse)
+    with warehouse._connect() as con:
+        select = warehouse._translate(con, merge_statement("ga4_events.sql", reads, contract, warehouse), params)
+        plan = con.execute(f"EXPLAIN SELECT * FROM ({select})", used_params(select, params)).fetchall()[0][1]
+    assert "─ CTE ─" not in plan and plan.count("events_" + DAY.strftime("%Y%m%d")) >= 2, plan
+
+
 def test_rerunning_a_day_leaves_identical_rows(warehouse, export_two_days):
     run_day(warehouse, DAY)
     order = "ORDER BY event_key"

@@ -103,9 +103,10 @@ def suffix_list_param(table: exp.Table) -> str | None:
 
 def _inline_ctes(tree: exp.Expression) -> None:
     """DuckDB materialises a CTE that a statement reads more than once. The merge reads its wide event rows
-    (every export column) three times; materialised, a 1M-event day spilled ~3 GB and took twice the copy.
+    (every export column) twice; materialised, a 1M-event day spilled ~3 GB and took twice the copy.
     Inlined, each reader scans the export again (cheap, columnar) and keeps only what it needs. BigQuery
-    inlines CTEs anyway."""
+    inlines CTEs anyway. (The engine also turns off DuckDB's common-subplan optimizer, which would
+    materialise the inlined copies again: `DuckDBWarehouse._duckdb_config`.)"""
     for cte in tree.find_all(exp.CTE):
         cte.set("materialized", False)
 

@@ -121,6 +121,10 @@ class DuckDBWarehouse(Warehouse):
         # Never fetch an extension at run time: icu and json ship inside the duckdb wheel.
         return {
             "autoinstall_known_extensions": False,
+            # The common-subplan optimizer materialises a subquery a statement reads twice, which undoes
+            # the CTE inlining of `dialect.to_duckdb`: the merge's wide event rows (2 GB for a 1M-event day)
+            # were spilled to disk and read back twice, doubling the merge's time (bench/ga4_pipeline.py).
+            "disabled_optimizers": "common_subplan",
             "memory_limit": self.memory_limit,
             "threads": self.threads,
             "preserve_insertion_order": False,

@@ -46,6 +46,15 @@ class ServerProcess:
             return None
         return None
 
+    def cpu_seconds(self) -> float | None:
+        """CPU time the server process has used (user + system): other work on the machine changes it
+        less than it changes wall time (only through shared caches and memory bandwidth)."""
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()  # SIGTERM to the one process this object started

@@ -173,7 +173,9 @@ class CollaborativeRecommender(Recommender):
     def _popular_fill(self, count: int, skip: set[int], personal: bool) -> list[tuple[str, float]]:
         # A user with a history gets the fill below every scored candidate (score 0); others see counts.
         out: list[tuple[str, float]] = []
-        for code, total in zip(self.popular_codes.tolist(), self.popular_scores.tolist()):
+        # at most len(skip) of the most popular are skipped: no need to walk the whole catalogue
+        head = count + len(skip)
+        for code, total in zip(self.popular_codes[:head].tolist(), self.popular_scores[:head].tolist()):
             if code in skip:
                 continue
             out.append((self.items[code], 0.0 if personal else float(total)))

@@ -10,7 +10,7 @@ from recsys_platform.modelling.recommenders.collaborative import (
     hyperparameter_float,
     hyperparameter_int,
 )
-from recsys_platform.modelling.recommenders.encoding import EncodedLog, prune_rows
+from recsys_platform.modelling.recommenders.encoding import EncodedLog, prune_rows, sum_by_code
 
 
 def cosine_neighbours(user_items: sp.csr_matrix, neighbours: int, shrink: float) -> sp.csr_matrix:
@@ -26,16 +26,28 @@ def cosine_neighbours(user_items: sp.csr_matrix, neighbours: int, shrink: float)
 
 
 def profile_scores(neighbours: sp.csr_matrix, item_codes: np.ndarray, weights: np.ndarray):
-    """Sum of `weights[i] * neighbours[item_codes[i]]` as (candidate codes, scores)."""
-    rows = neighbours[item_codes]
-    contribution = sp.csr_matrix(rows.multiply(np.asarray(weights, dtype=np.float32)[:, None]))
-    summed = np.asarray(contribution.sum(axis=0)).ravel() if rows.shape[1] < 4096 else None
-    if summed is not None:
+    """Sum of `weights[i] * neighbours[item_codes[i]]` as (candidate codes, scores).
+
+    Runs at request time, so it reads the CSR arrays directly: a history touches a few dozen rows, and
+    building scipy matrices for them (row indexing, multiply, sum) cost several times the arithmetic.
+    The sums are taken row after row in the given order, as a sparse product would take them.
+    """
+    item_codes = np.asarray(item_codes, dtype=np.int64)
+    starts = neighbours.indptr[item_codes]
+    lengths = neighbours.indptr[item_codes + 1] - starts
+    row_ends = np.cumsum(lengths)
+    total = int(row_ends[-1]) if row_ends.size else 0
+    # stored position of every entry of the chosen rows: its row's start plus its offset in the row
+    positions = np.repeat(starts - (row_ends - lengths), lengths) + np.arange(total)
+    columns = neighbours.indices[positions]
+    products = neighbours.data[positions] * np.repeat(np.asarray(weights, dtype=np.float32), lengths)
+    if neighbours.shape[1] < 4096:
+        # a small catalogue: dense sums in the matrix's precision
+        summed = np.zeros(neighbours.shape[1], dtype=products.dtype)
+        np.add.at(summed, columns, products)
         candidates = np.flatnonzero(summed)
         return candidates, summed[candidates]
-    coo = contribution.tocoo()
-    candidates, inverse = np.unique(coo.col, return_inverse=True)
-    return candidates, np.bincount(inverse, weights=coo.data, minlength=candidates.size)
+    return sum_by_code(columns, products, neighbours.shape[1])
 
 
 def history_profile(item_codes: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -277,8 +277,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("x-amzn-ErrorType", error_type)
         if self.close_connection:
             self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(payload)
+        # Head and body in one write (end_headers would send the head on its own): two writes wake the
+        # client twice, each a context switch on loopback, and the second can wait for the client to
+        # be scheduled again. The head is what send_response/send_header buffered; none for HTTP/0.9.
+        head = b"".join(getattr(self, "_headers_buffer", ()))
+        self._headers_buffer = []
+        self.wfile.write(head + b"\r\n" + payload if head else payload)
 
     def finish(self) -> None:
         super().finish()

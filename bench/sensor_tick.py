@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 SHARDS = 1000
@@ -117,7 +118,6 @@ class _CountingConnection:
 
 def _measure(home: str, repeats: int, result_file: str) -> None:
     """In a fresh process: build the definitions, evaluate ticks, count what one tick sends to DuckDB."""
-    import duckdb
     from dagster import DagsterInstance, build_sensor_context
 
     from recsys_platform.definitions import build_definitions
@@ -139,15 +139,17 @@ def _measure(home: str, repeats: int, result_file: str) -> None:
 
     def counted(cursor):
         counter = _Counter()
-        real_connect = duckdb.connect
         warehouse_class = type(warehouse)
+        real_connect = warehouse_class._connect
         # the listing method of the warehouse interface (renamed list_export_shards -> list_export_tables)
         listing_name = next(n for n in ("list_export_tables", "list_export_shards") if hasattr(warehouse_class, n))
         real_listing = getattr(warehouse_class, listing_name)
 
-        def connect(*args, **kwargs):
+        @contextmanager
+        def connect(self, *args, **kwargs):  # one connection: the warehouse's files attached for one call
             counter.connections += 1
-            return _CountingConnection(real_connect(*args, **kwargs), counter)
+            with real_connect(self, *args, **kwargs) as con:
+                yield _CountingConnection(con, counter)
 
         def listing(self, *args, **kwargs):
             counter.listings += 1
@@ -157,12 +159,12 @@ def _measure(home: str, repeats: int, result_file: str) -> None:
             finally:
                 counter.listing_seconds += time.perf_counter() - began
 
-        duckdb.connect = connect
+        warehouse_class._connect = connect
         setattr(warehouse_class, listing_name, listing)
         try:
             _, data = tick(cursor)
         finally:
-            duckdb.connect = real_connect
+            warehouse_class._connect = real_connect
             setattr(warehouse_class, listing_name, real_listing)
         reads = [s for s in counter.statements if "events_2" in s and "__TABLES__" not in s]
         return {"list_export_shards_calls": counter.listings,

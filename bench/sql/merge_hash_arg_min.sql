@@ -29,4 +29,3 @@ SELECT event_date, event_timestamp, event_name, event_params, event_previous_tim
                      coalesce(ga_session_id::VARCHAR, ''), coalesce(page_location, ''))) AS event_key
 FROM winners
 WHERE event_date BETWEEN DATE '{day}' AND DATE '{day}'
-ORDER BY event_name

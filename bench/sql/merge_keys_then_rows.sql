@@ -28,4 +28,3 @@ SELECT strptime(s.event_date, '%Y%m%d')::DATE AS event_date,
                      coalesce(w.ga_session_id::VARCHAR, ''), coalesce(w.page_location, ''))) AS event_key
 FROM shard.{shard_table} AS s
 JOIN winners AS w ON s.rowid = w.row_id
-ORDER BY s.event_name

@@ -1,5 +1,5 @@
 -- Reference (b1): the merge's result with a window: every row carries its nested columns through the
--- partition-by and sort of ROW_NUMBER(). Same rows, columns and order (clustered by event_name) as
+-- partition-by and sort of ROW_NUMBER(). Same rows and columns as
 -- recsys_platform/defs/ga4/sql/ga4_events.sql, partitioned by the same md5 event_key.
 CREATE TABLE out.ga4_events AS
 WITH keyed AS (
@@ -22,4 +22,3 @@ QUALIFY row_number() OVER (
   PARTITION BY event_key
   ORDER BY event_bundle_sequence_id NULLS FIRST, event_server_timestamp_offset NULLS FIRST
 ) = 1
-ORDER BY event_name

@@ -13,13 +13,7 @@ from dagster_gcp import BigQueryResource
 from google.cloud import bigquery
 
 
-from recsys_platform.defs.ga4.events import (
-    _volume_guard,
-    day_sources,
-    merge_params,
-    merge_statement,
-    property_reads,
-)
+from recsys_platform.defs.ga4.events import _volume_guard, plan_merge
 from recsys_platform.defs.ga4.ga4_setup import load_ga4_setup
 from recsys_platform.defs.product_db.contract import load_contract
 from recsys_platform.lib.partitions import PartitionRange
@@ -74,13 +68,9 @@ def _duckdb_warehouse(shop, folder) -> DuckDBWarehouse:
 
 def _merge(warehouse, validate=None, day=DAY) -> int:
     """What the ga4_events asset asks of its warehouse for one day (checks: `validate`)."""
-    days = PartitionRange(day, day)
-    setup, contract = load_ga4_setup(), load_contract("simulator")
-    reads = property_reads(warehouse, day_sources(warehouse, days, setup, TIMEZONE))
-    return warehouse.replace_partitions(
-        "ga4_events", merge_statement("ga4_events.sql", reads, contract, warehouse),
-        merge_params(days, reads, setup, contract, warehouse), "event_date", day, day, cluster_by=["event_name"],
-        validate=validate)
+    merge = plan_merge(warehouse, PartitionRange(day, day), load_ga4_setup(), load_contract("simulator"), TIMEZONE)
+    return warehouse.replace_partitions("ga4_events", merge.statement("ga4_events.sql"), merge.params, "event_date",
+                                        day, day, cluster_by=["event_name"], validate=validate)
 
 
 def test_the_first_ga4_events_merge_into_a_fresh_dataset(bq):

@@ -6,12 +6,14 @@ the real google-cloud-bigquery client against the BigQuery stand-in serving the 
 
 import datetime as dt
 import json
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 import pytest
 from dagster import DagsterInstance, build_sensor_context, materialize
 
+from recsys_platform.defs.ga4 import events as events_module
 from recsys_platform.lib.lake import LocalLake
 from recsys_platform_tests.code_location import GA4_ASSET_NAMES, assets, platform_definitions
 from recsys_platform_tests.ga4.conftest import DAY, ENGINES, NEXT_DAY, warehouse_on
@@ -188,6 +190,30 @@ def test_cookieless_pings_are_kept_but_never_stitched_or_in_interactions(warehou
     assert views == [{"item_id": "A", "user_id": "U1"}, {"item_id": "B", "user_id": "U1"}]
     items = {r["ITEM_ID"] for r in _rows(warehouse, "SELECT ITEM_ID FROM recsys.interactions")}
     assert items == {"A", "B"}
+
+
+# (URL as exported, as ga4_events keeps it): a URL without '?', '#' or '@' takes the macro's shortcut.
+SCRUBBED_URLS = [
+    ("https://shop.example/p/123-blue-shoe", "https://shop.example/p/123-blue-shoe"),
+    ("https://shop.example/u/jane.doe@example.com/orders", "https://shop.example/u/(email)/orders"),
+    ("https://shop.example/cart#access_token=zzz", "https://shop.example/cart"),
+    ("https://shop.example/?utm_source=news&email=a%40b.c&gclid=x1#top", "https://shop.example/?utm_source=news&gclid=x1"),
+    ("https://shop.example/search?q=jane", "https://shop.example/search"),
+    ("", ""),
+    (None, None),
+]
+
+
+def test_scrub_url_keeps_scheme_host_path_and_the_allowed_parameters_only(warehouse):
+    from recsys_platform.defs.ga4.ga4_setup import load_ga4_setup
+    from recsys_platform.lib.sql_files import _macros, expand_macros
+
+    macros = _macros(str(Path(events_module.__file__).parent / "sql" / "macros"))
+    sql = expand_macros("SELECT n, SCRUB_URL(url) AS kept FROM UNNEST(@urls) AS url WITH OFFSET AS n ORDER BY n",
+                        macros)
+    urls = [url for url, _ in SCRUBBED_URLS]
+    kept = warehouse.query(sql, {"urls": urls, "url_params_kept": load_ga4_setup().url_params_pattern})
+    assert kept.column("kept").to_pylist() == [scrubbed for _, scrubbed in SCRUBBED_URLS]
 
 
 def test_personal_data_never_reaches_a_table_derived_from_the_export_or_a_csv(warehouse, shop):

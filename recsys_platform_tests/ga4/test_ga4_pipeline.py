@@ -50,7 +50,7 @@ def test_the_merge_streams_the_wide_rows_instead_of_materialising_them(warehouse
     again). DuckDB's common-subplan optimizer would materialise them: a 1M-event day's 2 GB spilled to disk
     and was read back twice. The plan must read the export twice instead (a day large enough for the
     optimizer to act: 20k events)."""
-    from recsys_platform.defs.ga4.events import day_sources, merge_params, merge_statement, property_reads
+    from recsys_platform.defs.ga4.events import plan_merge
     from recsys_platform.defs.ga4.ga4_setup import load_ga4_setup
     from recsys_platform.defs.product_db.contract import load_contract
     from recsys_platform.lib.partitions import PartitionRange
@@ -60,12 +60,10 @@ def test_the_merge_streams_the_wide_rows_instead_of_materialising_them(warehouse
 
     simulate(SimulationConfig(home=recsys_home, days=1, start_date=DAY, events_per_day=20_000, seed=7))
     setup, contract = load_ga4_setup(), load_contract(PlatformSettings.from_environment().product_db_contract)
-    days = PartitionRange(DAY, DAY)
-    reads = property_reads(warehouse, day_sources(warehouse, days, setup, "UTC"))
-    params = merge_params(days, reads, setup, contract, warehouse)
+    merge = plan_merge(warehouse, PartitionRange(DAY, DAY), setup, contract, "UTC")
     with warehouse._connect() as con:
-        select = warehouse._translate(con, merge_statement("ga4_events.sql", reads, contract, warehouse), params)
-        plan = con.execute(f"EXPLAIN SELECT * FROM ({select})", used_params(select, params)).fetchall()[0][1]
+        select = warehouse._translate(con, merge.statement("ga4_events.sql"), merge.params)
+        plan = con.execute(f"EXPLAIN SELECT * FROM ({select})", used_params(select, merge.params)).fetchall()[0][1]
     assert "─ CTE ─" not in plan and plan.count("events_" + DAY.strftime("%Y%m%d")) >= 2, plan
 
 

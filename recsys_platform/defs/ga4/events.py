@@ -206,6 +206,31 @@ def merge_params(days: PartitionRange, reads: list[PropertyRead], setup: Ga4Setu
     return params
 
 
+@dataclass(frozen=True)
+class DayMerge:
+    """The merge of a day range as planned against the export: each property's table per day, what the merge
+    reads from each, and the parameters its statements bind. `statement(name)` is a SQL file of the merge
+    (`ga4_events.sql`, `ga4_events_drops.sql`) as it runs."""
+
+    days: PartitionRange
+    sources: dict[str, list[DaySource]]
+    reads: list[PropertyRead]
+    params: dict
+    contract: ProductDbContract
+    warehouse: Warehouse
+
+    def statement(self, name: str) -> str:
+        return merge_statement(name, self.reads, self.contract, self.warehouse)
+
+
+def plan_merge(warehouse: Warehouse, days: PartitionRange, setup: Ga4Setup, contract: ProductDbContract,
+               timezone: str, now: dt.datetime | None = None) -> DayMerge:
+    """What the `ga4_events` asset merges for `days`: fails naming a missing or drifted export table."""
+    sources = day_sources(warehouse, days, setup, timezone, now)
+    reads = property_reads(warehouse, sources)
+    return DayMerge(days, sources, reads, merge_params(days, reads, setup, contract, warehouse), contract, warehouse)
+
+
 def _volume_guard(committed, staged_per_day: dict[str, int], days: PartitionRange, setup: Ga4Setup,
                   open_days: frozenset[str] = frozenset()) -> dict:
     """Each staged day against the median of the trailing days already merged (none yet: nothing to compare).
@@ -261,14 +286,10 @@ def build_ga4_events(partitions: DailyPartitionsDefinition, timezone: str, setup
         re-export leaves every table as it was."""
         sql_started = warehouse.sql_seconds
         days = partition_range(context)
-        sources = day_sources(warehouse, days, setup, timezone)
-        reads = property_reads(warehouse, sources)
-        params = merge_params(days, reads, setup, contract, warehouse)
+        merge = plan_merge(warehouse, days, setup, contract, timezone)
+        sources, reads, params = merge.sources, merge.reads, merge.params
         every_source = [s for property_sources in sources.values() for s in property_sources]
         open_days = sorted({s.day.isoformat() for s in every_source if s.still_open})
-
-        def sql(name: str) -> str:
-            return merge_statement(name, reads, contract, warehouse)
 
         outcome: dict = {}
 
@@ -291,14 +312,14 @@ def build_ga4_events(partitions: DailyPartitionsDefinition, timezone: str, setup
 
         try:
             rows = warehouse.replace_partitions(
-                "ga4_events", sql("ga4_events.sql"), params, "event_date",
+                "ga4_events", merge.statement("ga4_events.sql"), params, "event_date",
                 days.first_day, days.last_day, cluster_by=["event_name"], validate=validate,
             )
             refusal = None
         except RefusedPartitions as error:
             refusal = error
             rows = outcome["rows"]
-        read = warehouse.query(sql("ga4_events_drops.sql"), params).to_pylist()[0]
+        read = warehouse.query(merge.statement("ga4_events_drops.sql"), params).to_pylist()[0]
         rows_read = int(read.pop("rows_read") or 0)
         dropped = {k: int(read[k] or 0) for k in DROP_REASONS}
         kept_rows = rows_read - sum(dropped.values())

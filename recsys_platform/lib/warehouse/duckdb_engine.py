@@ -7,7 +7,9 @@ jittered backoff; warehouse-writing steps also share one Dagster pool.
 
 from __future__ import annotations
 
+import os
 import random
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
@@ -67,6 +69,61 @@ def _quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+class _IdleDatabases:
+    """In-memory DuckDB databases with nothing attached, kept for the next warehouse call of this process.
+
+    Creating a DuckDB database costs ~35 ms, attaching the three files ~5 ms, and a GA4 day makes about 70
+    warehouse calls. So a call borrows an idle database (or creates one), attaches its files on a fresh
+    cursor and detaches them when done, which closes the files and releases their locks exactly as closing a
+    database did. A call made while another is open (a generator still reading, another thread) borrows a
+    second database. A database whose files cannot all be detached is closed, never lent again. Databases
+    are per process: a forked child starts without any (it must not touch its parent's threads).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._idle: dict[tuple, list] = {}
+
+    def take(self, config: dict):
+        import duckdb
+
+        key = _config_key(config)
+        with self._lock:
+            if self._pid != os.getpid():
+                # Inherited from the parent: left unreferenced but never closed, since its threads are not ours.
+                self._pid, self._inherited, self._idle = os.getpid(), self._idle, {}
+            idle = self._idle.setdefault(key, [])
+            if idle:
+                return idle.pop()
+        database = duckdb.connect(":memory:", config=config)
+        # BigQuery's default zone: TIMESTAMP(datetime) and DATE(timestamp) read wall-clock time as UTC,
+        # whatever this machine's zone is (icu is linked into the wheel, loaded after connecting).
+        database.execute("SET GLOBAL TimeZone = 'UTC'")
+        return database
+
+    def give_back(self, config: dict, database, con, attached: list[str]) -> None:
+        import duckdb
+
+        try:
+            con.close()  # an open transaction rolls back
+            for alias in attached:
+                database.execute(f"DETACH DATABASE IF EXISTS {alias}")
+        except duckdb.Error:
+            database.close()
+            return
+        with self._lock:
+            if self._pid == os.getpid():
+                self._idle.setdefault(_config_key(config), []).append(database)
+
+
+def _config_key(config: dict) -> tuple:
+    return tuple(sorted(config.items()))
+
+
+_IDLE_DATABASES = _IdleDatabases()
+
+
 class DuckDBWarehouse(Warehouse):
     """Three DuckDB files: the GA4 export, the product DB and the platform's tables."""
 
@@ -88,13 +145,14 @@ class DuckDBWarehouse(Warehouse):
         deadline = time.monotonic() + self.lock_timeout_seconds
         delay = 0.05
         while True:
-            con = None
+            config = self._duckdb_config()
+            database = _IDLE_DATABASES.take(config)
+            con = database.cursor()
+            # What give_back detaches (if attached): every alias this call may attach, even one that failed.
+            attached = [alias for alias, wanted in (("warehouse", with_platform), ("ga4_export", attach_export),
+                                                    ("product_db", attach_product_db)) if wanted]
             try:
                 # The platform's file is attached under a fixed name, whatever the file is called.
-                con = duckdb.connect(":memory:", config=self._duckdb_config())
-                # BigQuery's default zone: TIMESTAMP(datetime) and DATE(timestamp) read wall-clock time as UTC,
-                # whatever this machine's zone is (icu is linked into the wheel, loaded after connecting).
-                con.execute("SET TimeZone = 'UTC'")
                 if with_platform:
                     Path(self.warehouse_path).parent.mkdir(parents=True, exist_ok=True)
                     con.execute("ATTACH ? AS warehouse", [self.warehouse_path])
@@ -106,16 +164,18 @@ class DuckDBWarehouse(Warehouse):
                     con.execute(f"CREATE SCHEMA IF NOT EXISTS warehouse.{self.platform_schema}")
                 break
             except duckdb.IOException as error:
-                if con is not None:
-                    con.close()
+                _IDLE_DATABASES.give_back(config, database, con, attached)
                 if "lock" not in str(error).lower() or time.monotonic() > deadline:
                     raise
                 time.sleep(delay * (1 + random.random()))
                 delay = min(delay * 2, 2.0)
+            except BaseException:
+                _IDLE_DATABASES.give_back(config, database, con, attached)
+                raise
         try:
             yield con
         finally:
-            con.close()
+            _IDLE_DATABASES.give_back(config, database, con, attached)
 
     def _duckdb_config(self) -> dict:
         # Never fetch an extension at run time: icu and json ship inside the duckdb wheel.

@@ -3,6 +3,8 @@ profile sums (`profile_scores`, `sum_by_code`) bit for bit on every path they ta
 over the catalogue, sorted codes), the ALS candidates as argpartition over every item picks them, the
 popular fill."""
 
+import threading
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -180,3 +182,39 @@ def test_the_scan_by_norm_follows_a_refitted_model():
     best, _ = model._als_scores(codes, profile)
     assert factors_by_norm(model) is not first
     assert sorted(best.tolist()) == sorted(plain_als_candidates(model, codes, profile)[0].tolist())
+
+
+@pytest.mark.parametrize("workers", [0, 1, 3])
+def test_rows_scored_on_several_threads_give_one_pass_products_bit_for_bit(monkeypatch, workers):
+    import recsys_platform.modelling.recommenders.sequential as sequential
+
+    monkeypatch.setattr(sequential, "PARALLEL_SCAN_ROWS", 1_000)
+    monkeypatch.setattr(sequential, "scan_workers", lambda: workers)
+    monkeypatch.setattr(sequential, "_scan_threads", None)
+    scored_on = []
+    real_einsum = np.einsum
+
+    def einsum(*args, **kwargs):
+        scored_on.append((threading.current_thread().name, args[1].shape[0]))
+        return real_einsum(*args, **kwargs)
+
+    rng = np.random.default_rng(3)
+    item_factors = (rng.standard_normal((7_919, 64)) * np.exp(rng.standard_normal(7_919))[:, None]).astype(np.float32)
+    vector = rng.standard_normal(64).astype(np.float32)
+    one_pass = real_einsum("ij,j->i", item_factors, vector)
+    monkeypatch.setattr(sequential.np, "einsum", einsum)
+    out = np.full(item_factors.shape[0], np.nan, dtype=np.float32)
+    sequential.item_products(item_factors, vector, out)
+    np.testing.assert_array_equal(out, one_pass)
+    assert sum(rows for _, rows in scored_on) == item_factors.shape[0]
+    # one part per thread; a pool thread done early may take a second part
+    threads = {name for name, _ in scored_on}
+    assert len(scored_on) == workers + 1 and threading.current_thread().name in threads
+    assert (len(threads) > 1) == (workers > 0)
+    # and through the scan by norm, which scores its rows in two runs
+    scored_on.clear()
+    codes, scores, _ = FactorsByNorm(item_factors).best(vector, ALS_CANDIDATES)
+    expected = np.argpartition(one_pass, one_pass.size - ALS_CANDIDATES)[-ALS_CANDIDATES:]
+    assert sorted(codes.tolist()) == sorted(expected.tolist())
+    np.testing.assert_array_equal(scores, one_pass[codes])
+    assert (len({name for name, _ in scored_on}) > 1) == (workers > 0)

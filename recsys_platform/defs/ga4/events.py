@@ -212,7 +212,6 @@ class DayMerge:
     reads from each, and the parameters its statements bind. `statement(name)` is a SQL file of the merge
     (`ga4_events.sql`, `ga4_events_drops.sql`) as it runs."""
 
-    days: PartitionRange
     sources: dict[str, list[DaySource]]
     reads: list[PropertyRead]
     params: dict
@@ -228,7 +227,7 @@ def plan_merge(warehouse: Warehouse, days: PartitionRange, setup: Ga4Setup, cont
     """What the `ga4_events` asset merges for `days`: fails naming a missing or drifted export table."""
     sources = day_sources(warehouse, days, setup, timezone, now)
     reads = property_reads(warehouse, sources)
-    return DayMerge(days, sources, reads, merge_params(days, reads, setup, contract, warehouse), contract, warehouse)
+    return DayMerge(sources, reads, merge_params(days, reads, setup, contract, warehouse), contract, warehouse)
 
 
 def _volume_guard(committed, staged_per_day: dict[str, int], days: PartitionRange, setup: Ga4Setup,

@@ -14,9 +14,8 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import pyarrow as pa
-import pyarrow.csv as pa_csv
 from dagster import (
     AssetCheckResult,
     AssetCheckSpec,
@@ -38,26 +37,20 @@ from recsys_platform.lib.sql_files import read_sql
 from recsys_platform.lib.warehouse.interface import Warehouse
 from recsys_platform.shared.personalize_facts import MIN_INTERACTIONS, MIN_USERS_WITH_TWO_INTERACTIONS
 
+if TYPE_CHECKING:  # imported where used: loading the definitions (webserver, run worker) does without pyarrow
+    import pyarrow as pa
+
 GROUP = "personalize"
 HANDOFF_IO_MANAGER = "handoff_io_manager"
 PREVIEW_ROWS = 5
 
-# Avro type -> Arrow type written to the CSV. Floats go out as float64 so prices print as stored.
-_CSV_TYPES = {
-    "string": pa.string(),
-    "int": pa.int32(),
-    "long": pa.int64(),
-    "float": pa.float64(),
-    "double": pa.float64(),
-    "boolean": pa.bool_(),
-}
 
 
 @dataclass
 class SnapshotStats:
     rows: int = 0
     null_counts: dict[str, int] = field(default_factory=dict)
-    preview: pa.Table | None = None
+    preview: "pa.Table | None" = None
     sha256: str = ""
 
 
@@ -81,18 +74,31 @@ def snapshot_key(dataset: str, training_date: dt.date, run_id: str, part: str = 
     return f"personalize/{dataset}/{training_date.isoformat()}/{run_id}{'.' + part if part else ''}.csv"
 
 
-def csv_schema(spec: DatasetSpec) -> pa.Schema:
+def csv_type(avro: str) -> "pa.DataType":
+    """The Arrow type a CSV column of Avro type `avro` is written as. Floats go out as float64 so prices print
+    as stored."""
+    import pyarrow as pa
+
+    return {"string": pa.string(), "int": pa.int32(), "long": pa.int64(), "float": pa.float64(),
+            "double": pa.float64(), "boolean": pa.bool_()}[avro]
+
+
+def csv_schema(spec: DatasetSpec) -> "pa.Schema":
+    import pyarrow as pa
+
     fields = json.loads(spec.schema_json())["fields"]
     arrow_fields = []
     for f in fields:
         avro = f["type"]
         nullable = isinstance(avro, list)
         base = next(t for t in avro if t != "null") if nullable else avro
-        arrow_fields.append(pa.field(f["name"], _CSV_TYPES[base], nullable=nullable))
+        arrow_fields.append(pa.field(f["name"], csv_type(base), nullable=nullable))
     return pa.schema(arrow_fields)
 
 
-def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+def _conform(batch: "pa.RecordBatch", schema: "pa.Schema") -> "pa.RecordBatch":
+    import pyarrow as pa
+
     by_upper = {name.upper(): name for name in batch.schema.names}
     missing = [f.name for f in schema if f.name.upper() not in by_upper]
     if missing:
@@ -126,8 +132,11 @@ class _HashingWriter:
         return self._handle.closed
 
 
-def write_csv_snapshot(batches: Iterable[pa.RecordBatch], schema: pa.Schema, lake: LakeResource, key: str) -> SnapshotStats:
+def write_csv_snapshot(batches: Iterable["pa.RecordBatch"], schema: "pa.Schema", lake: LakeResource, key: str) -> SnapshotStats:
     """Streams batches into a Personalize CSV at `key`; returns row and null counts, a preview and the hash."""
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
     stats = SnapshotStats(null_counts={name: 0 for name in schema.names})
     with lake.open_writer(key) as raw_handle:
         handle = _HashingWriter(raw_handle)
@@ -147,7 +156,7 @@ def write_csv_snapshot(batches: Iterable[pa.RecordBatch], schema: pa.Schema, lak
     return stats
 
 
-def markdown_table(table: pa.Table | None, limit: int = PREVIEW_ROWS) -> str:
+def markdown_table(table: "pa.Table | None", limit: int = PREVIEW_ROWS) -> str:
     if table is None or table.num_rows == 0:
         return "(no rows)"
     rows = table.slice(0, limit).to_pylist()
@@ -159,7 +168,7 @@ def markdown_table(table: pa.Table | None, limit: int = PREVIEW_ROWS) -> str:
     return "\n".join([header, rule, *body])
 
 
-def schema_check(spec: DatasetSpec, schema: pa.Schema, lake: LakeResource, key: str, stats: SnapshotStats) -> AssetCheckResult:
+def schema_check(spec: DatasetSpec, schema: "pa.Schema", lake: LakeResource, key: str, stats: SnapshotStats) -> AssetCheckResult:
     """The CSV's header is the schema's field names, in order, and required fields have no empty values."""
     first_line = lake.read_head(key).split(b"\n", 1)[0].decode("utf-8")
     written = first_line.rstrip("\r").split(",")

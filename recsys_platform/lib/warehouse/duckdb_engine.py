@@ -14,9 +14,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any
 
 from recsys_platform.lib.sql_files import validate_identifier
 from recsys_platform.lib.warehouse.dialect import LOGICAL_DATASETS, to_duckdb
@@ -28,6 +26,9 @@ from recsys_platform.lib.warehouse.export_tables import (
 )
 from recsys_platform.lib.warehouse.interface import PartitionReplacement, StagedPartitions, Warehouse
 from recsys_platform.shared.bigquery_on_duckdb import used_params
+
+if TYPE_CHECKING:  # pyarrow is imported by duckdb when a result is fetched, not when definitions load
+    import pyarrow as pa
 
 
 def field_additions(existing, incoming, path: str = "") -> list[tuple[str, str]]:

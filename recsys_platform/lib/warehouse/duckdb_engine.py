@@ -77,8 +77,9 @@ class _IdleDatabases:
     warehouse calls. So a call borrows an idle database (or creates one), attaches its files on a fresh
     cursor and detaches them when done, which closes the files and releases their locks exactly as closing a
     database did. A call made while another is open (a generator still reading, another thread) borrows a
-    second database. A database whose files cannot all be detached is closed, never lent again. Databases
-    are per process: a forked child starts without any (it must not touch its parent's threads).
+    second database, where DuckDB refuses to attach a file this process already has attached, as it refused a
+    second connection before. A database whose files cannot all be detached is closed, never lent again.
+    Databases are per process: a forked child starts without any (it must not touch its parent's threads).
     """
 
     def __init__(self) -> None:

@@ -117,7 +117,7 @@ def test_loading_the_code_location_pulls_in_no_stand_in_model_or_cloud_library(t
                                                    "recsys_platform.cli", "implicit", "scipy", "google.cloud.bigquery",
                                                    "dagster_gcp", "dagster_aws",
                                                    # imported where rows are read or written, not to load
-                                                   "pyarrow"))]
+                                                   "pyarrow", "sqlglot"))]
     assert unwanted == []
     assert "recsys_platform.defs.personalize.campaign" in loaded  # the probe did load the whole graph
 

@@ -14,9 +14,11 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import sqlglot
-from sqlglot import exp
+if TYPE_CHECKING:  # sqlglot is imported where SQL is built or translated, not when definitions load
+    from sqlglot import exp
+
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MACRO_HEADER = re.compile(r"^--\s*macro\s+(?P<name>[a-z_][a-z0-9_]*)\((?P<params>[a-z_, ]*)\)\s*$", re.MULTILINE)
@@ -46,6 +48,9 @@ FRAGMENTS_DATASET = "fragments"
 
 def expand_fragments(sql: str, folder: Path) -> str:
     """Each `fragments.<name>` table becomes the CTE `<name>`, defined by `<folder>/<name>.sql`."""
+    import sqlglot
+    from sqlglot import exp
+
     if f"{FRAGMENTS_DATASET}." not in sql:
         return sql
     trees = [tree for tree in sqlglot.parse(sql, read="bigquery") if tree is not None]
@@ -77,6 +82,8 @@ def expand_fragments(sql: str, folder: Path) -> str:
 @lru_cache(maxsize=None)
 def _macros(folder: str) -> dict[str, tuple[list[str], exp.Expression]]:
     """name -> (parameters, expression) of every `sql/macros/*.sql` file beside the SQL."""
+    import sqlglot
+
     macros = {}
     for path in sorted(Path(folder).glob("*.sql")):
         text = path.read_text()
@@ -89,6 +96,9 @@ def _macros(folder: str) -> dict[str, tuple[list[str], exp.Expression]]:
 
 
 def expand_macros(sql: str, macros: dict[str, tuple[list[str], exp.Expression]]) -> str:
+    import sqlglot
+    from sqlglot import exp
+
     if not macros or not any(f"{name}(" in sql.upper() for name in macros):
         return sql
     trees = [tree for tree in sqlglot.parse(sql, read="bigquery") if tree is not None]

@@ -7,18 +7,24 @@ staged rows of a replacement being validated (`dataset="staged"`)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from dagster import MetadataValue
-from sqlglot import exp
 
 from recsys_platform.lib.partitions import PartitionRange
 from recsys_platform.lib.sql_files import validate_identifier
 from recsys_platform.lib.warehouse.interface import Warehouse
 
+if TYPE_CHECKING:  # sqlglot is imported where SQL is built or translated, not when definitions load
+    from sqlglot import exp
+
+
 PREVIEW_ROWS = 10
 
 
 def _in_range(table: str, date_column: str, dataset: str = "recsys") -> exp.Select:
+    from sqlglot import exp
+
     return (
         exp.select()
         .from_(exp.table_(validate_identifier(table, "table"), db=validate_identifier(dataset, "dataset")))
@@ -35,6 +41,8 @@ def null_counts(
     flag_columns: Sequence[str] = (), dataset: str = "recsys",
 ) -> dict[str, int]:
     """{"rows": n, "<column>_nulls": n, ..., "<flag>_true": n, ...} for the range, in one scan."""
+    from sqlglot import exp
+
     select = _in_range(table, date_column, dataset).select(exp.alias_(exp.Count(this=exp.Star()), "rows"))
     for column in columns:
         validate_identifier(column, "column")
@@ -50,6 +58,8 @@ def null_counts(
 
 def total_rows(warehouse: Warehouse, dataset: str, table: str) -> int:
     """Rows of a whole table (e.g. a product DB table, which has no partitions)."""
+    from sqlglot import exp
+
     select = exp.select(exp.alias_(exp.Count(this=exp.Star()), "n")).from_(
         exp.table_(validate_identifier(table, "table"), db=validate_identifier(dataset, "dataset"))
     )
@@ -58,6 +68,8 @@ def total_rows(warehouse: Warehouse, dataset: str, table: str) -> int:
 
 def rows_per_day(warehouse: Warehouse, table: str, days: PartitionRange, date_column: str = "event_date",
                  dataset: str = "recsys") -> dict[str, int]:
+    from sqlglot import exp
+
     column = exp.column(validate_identifier(date_column, "column"))
     select = (
         _in_range(table, date_column, dataset)
@@ -70,6 +82,8 @@ def rows_per_day(warehouse: Warehouse, table: str, days: PartitionRange, date_co
 
 def preview(warehouse: Warehouse, table: str, columns: Sequence[str], days: PartitionRange,
             order_by: str, date_column: str = "event_date") -> MetadataValue:
+    from sqlglot import exp
+
     select = _in_range(table, date_column).select(
         *[exp.column(validate_identifier(c, "column")) for c in columns]
     ).order_by(exp.column(validate_identifier(order_by, "column"))).limit(PREVIEW_ROWS)

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import sqlglot
-from sqlglot import exp
+if TYPE_CHECKING:  # sqlglot is imported where SQL is built or translated, not when definitions load
+    from sqlglot import exp
+
 
 _PLAIN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -22,6 +23,8 @@ ListTables = Callable[[str, str, str], list[str]]
 
 
 def parse_bigquery(sql: str) -> list[exp.Expression]:
+    import sqlglot
+
     return [tree for tree in sqlglot.parse(sql, read="bigquery") if tree is not None]
 
 
@@ -41,6 +44,9 @@ def expand_wildcard(table: exp.Table, catalog: str, schema: str, list_tables: Li
                     params: Mapping[str, Any]) -> exp.Expression:
     """`dataset.events_*` -> a UNION ALL BY NAME of the tables whose suffix lies in
     [@first_suffix, @last_suffix], each with its `_TABLE_SUFFIX` (DuckDB has no wildcard tables)."""
+    import sqlglot
+    from sqlglot import exp
+
     prefix = table.name[:-1]
     first = str(params.get("first_suffix", ""))
     last = str(params.get("last_suffix", "99999999"))
@@ -66,6 +72,9 @@ def _cross_join_unnest_to_select_list(tree: exp.Expression) -> None:
     Same rows; but DuckDB plans a lateral UNNEST whose elements are filtered or joined later as a
     correlated (delim) join, ~30x slower on a 1M-event GA4 day, while a select-list UNNEST is a plain
     vectorised operator. `item.field` still resolves: `item` becomes a struct column of `e`."""
+    import sqlglot
+    from sqlglot import exp
+
     for select in list(tree.find_all(exp.Select)):
         source = select.args.get("from_")
         joins = select.args.get("joins") or []
@@ -94,6 +103,9 @@ def _unnest_subqueries_to_list_functions(tree: exp.Expression) -> None:
     The two mean the same, but DuckDB runs the scalar subquery as a correlated join per row (about 100x
     slower on a GA4 day); `LIST_FILTER`/`LIST_TRANSFORM` stay vectorised. `COUNT(*)` becomes the filtered
     list's length."""
+    import sqlglot
+    from sqlglot import exp
+
     for subquery in list(tree.find_all(exp.Subquery)):
         select = subquery.this
         if not isinstance(select, exp.Select) or len(select.expressions) != 1:

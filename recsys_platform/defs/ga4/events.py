@@ -4,8 +4,8 @@ import datetime as dt
 import statistics
 from dataclasses import dataclass
 from functools import reduce
+from typing import TYPE_CHECKING
 
-import sqlglot
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -22,7 +22,6 @@ from dagster import (
     asset,
 )
 from pydantic import Field
-from sqlglot import exp
 
 from recsys_platform.defs.ga4.ga4_setup import Ga4Setup
 from recsys_platform.defs.product_db.contract import ProductDbContract, contract_params, read_shop_sql
@@ -38,6 +37,9 @@ from recsys_platform.lib.warehouse.export_tables import (
 )
 from recsys_platform.lib.warehouse.interface import RefusedPartitions, StagedPartitions, Warehouse
 
+if TYPE_CHECKING:  # sqlglot is imported where SQL is built or translated, not when definitions load
+    from sqlglot import exp
+
 WAREHOUSE_POOL = "warehouse"
 
 # Columns the merge reads from every export table: a table without one has drifted from GA4's schema,
@@ -46,6 +48,7 @@ REQUIRED_EXPORT_COLUMNS = (
     "event_date", "event_timestamp", "event_name", "event_params", "event_bundle_sequence_id",
     "event_server_timestamp_offset", "user_id", "user_pseudo_id", "stream_id", "items",
 )
+
 # Columns GA4 added over the years that the merge reads when present: absent from every table of a run
 # (an older property's days), they are read as NULL of their documented type.
 OPTIONAL_EXPORT_COLUMNS = {
@@ -167,6 +170,9 @@ def property_reads(warehouse: Warehouse, sources: dict[str, list[DaySource]]) ->
 def merge_sql(name: str, reads: list[PropertyRead]) -> str:
     """The SQL file `name` with its export read repeated for each property (that property's dataset and
     parameters; what its tables lack read as NULL), the copies unioned by column name."""
+    import sqlglot
+    from sqlglot import exp
+
     tree = sqlglot.parse_one(read_sql(__file__, name), read="bigquery")
     export_read = next(
         select for select in tree.find_all(exp.Select)
@@ -178,7 +184,9 @@ def merge_sql(name: str, reads: list[PropertyRead]) -> str:
     return tree.sql("bigquery", pretty=True)
 
 
-def _property_copy(export_read: exp.Select, read: PropertyRead) -> exp.Select:
+def _property_copy(export_read: "exp.Select", read: PropertyRead) -> "exp.Select":
+    from sqlglot import exp
+
     copy = export_read.copy()
     copy.args["from_"].this.set("db", exp.to_identifier(export_dataset_name(read.property_id)))
     for parameter in copy.find_all(exp.Parameter):

@@ -1,6 +1,5 @@
 """interactions: the day's rows of Personalize's interactions dataset, in the warehouse."""
 
-import sqlglot
 from dagster import (
     AssetCheckResult,
     AssetCheckSpec,
@@ -12,7 +11,6 @@ from dagster import (
     MetadataValue,
     asset,
 )
-from sqlglot import exp
 
 from recsys_platform.defs.ga4.events import WAREHOUSE_POOL
 from recsys_platform.defs.ga4.taxonomy import Taxonomy
@@ -29,6 +27,9 @@ KEY_COLUMNS = ["USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE"]
 def interactions_sql(taxonomy: Taxonomy) -> str:
     """interactions.sql with its `tracked_events` CTE generated from the taxonomy: one SELECT per
     refined table, tagged with its Personalize EVENT_TYPE."""
+    import sqlglot
+    from sqlglot import exp
+
     branches = []
     for event in taxonomy.events:
         branches.append(

@@ -12,12 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import sqlglot
 import yaml
-from sqlglot import exp
 
 from recsys_platform.lib.sql_files import validate_identifier
+
+if TYPE_CHECKING:  # sqlglot is imported where SQL is built or translated, not when definitions load
+    from sqlglot import exp
+
 
 CONTRACTS_DIR = Path(__file__).with_name("contracts")
 SHOP_DATASET = "shop"
@@ -135,6 +138,8 @@ def check_replica(contract: ProductDbContract, column_types: dict[str, dict[str,
 
 
 def _normalised(kind: str, source_type: str, column: exp.Expression) -> exp.Expression:
+    from sqlglot import exp
+
     def cast(to: str) -> exp.Expression:
         return exp.cast(column, exp.DataType.build(to, dialect="bigquery"))
 
@@ -162,6 +167,8 @@ def _normalised(kind: str, source_type: str, column: exp.Expression) -> exp.Expr
 
 def shop_relation(logical: str, contract: ProductDbContract, column_types: dict[str, dict[str, str]]) -> exp.Subquery:
     """SELECT <platform columns> FROM product_db.<replica table>, each column normalised."""
+    from sqlglot import exp
+
     replica = contract.tables[logical]
     if logical in OPTIONAL_TABLES and replica.table not in column_types:
         kinds = {"id": "STRING", "text": "STRING", "time": "TIMESTAMP"}
@@ -183,6 +190,9 @@ def shop_relation(logical: str, contract: ProductDbContract, column_types: dict[
 
 def shop_sql(sql: str, contract: ProductDbContract, column_types: dict[str, dict[str, str]]) -> str:
     """`sql` with every `shop.<table>` replaced by the normalised replica table (keeping its alias)."""
+    import sqlglot
+    from sqlglot import exp
+
     trees = [t for t in sqlglot.parse(sql, read="bigquery") if t is not None]
     for tree in trees:
         for table in list(tree.find_all(exp.Table)):

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
-
-from sqlglot import exp
+from typing import TYPE_CHECKING, Any
 
 from recsys_platform.shared.bigquery_on_duckdb import ListTables, expand_wildcard, parse_bigquery, to_duckdb_sql
+
+if TYPE_CHECKING:  # sqlglot is imported where SQL is built or translated, not when definitions load
+    from sqlglot import exp
+
 
 # analytics: the GA4 export (of the first property); product_db: the replica; recsys: the platform's tables;
 # staged: rows of a replacement being validated before it is swapped in (see Warehouse.replace_partitions).
@@ -28,6 +30,8 @@ PhysicalName = Callable[[str], tuple[str, str]]
 def qualify_tables(tree: exp.Expression, physical: PhysicalName,
                    on_wildcard: Callable[[exp.Table, str, str], None] | None = None) -> None:
     """Replace each logical dataset by the engine's (catalog, schema); wildcard tables go to `on_wildcard`."""
+    from sqlglot import exp
+
     for table in list(tree.find_all(exp.Table)):
         dataset = table.args.get("db")
         if dataset is None:
@@ -57,6 +61,8 @@ def to_duckdb(sql: str, physical: PhysicalName, list_tables: ListTables, params:
     A wildcard is pruned by `@first_suffix`/`@last_suffix`, or by a list of suffixes when its own SELECT
     filters `_TABLE_SUFFIX IN UNNEST(@<list>)` (a mix of daily and intraday tables; one list per GA4
     property when a statement reads several)."""
+    from sqlglot import exp
+
     params = params or {}
     out = []
     for tree in parse_bigquery(sql):
@@ -82,6 +88,8 @@ def to_duckdb(sql: str, physical: PhysicalName, list_tables: ListTables, params:
 def suffix_list_param(table: exp.Table) -> str | None:
     """The parameter of a `_TABLE_SUFFIX IN UNNEST(@name)` condition AND-ed into the WHERE of the SELECT that
     reads the wildcard `table`, if there is one."""
+    from sqlglot import exp
+
     select = table.find_ancestor(exp.Select)
     where = select.args.get("where") if select is not None else None
     if where is None:
@@ -107,6 +115,8 @@ def _inline_ctes(tree: exp.Expression) -> None:
     Inlined, each reader scans the export again (cheap, columnar) and keeps only what it needs. BigQuery
     inlines CTEs anyway. (The engine also turns off DuckDB's common-subplan optimizer, which would
     materialise the inlined copies again: `DuckDBWarehouse._duckdb_config`.)"""
+    from sqlglot import exp
+
     for cte in tree.find_all(exp.CTE):
         cte.set("materialized", False)
 
@@ -114,6 +124,8 @@ def _inline_ctes(tree: exp.Expression) -> None:
 def _timestamp_in_zone(tree: exp.Expression) -> None:
     """BigQuery's `TIMESTAMP(datetime, zone)` (wall-clock time of `zone` -> an instant) is DuckDB's
     `CAST(datetime AS TIMESTAMP) AT TIME ZONE zone`; sqlglot leaves the two-argument form untranslated."""
+    from sqlglot import exp
+
     for node in list(tree.find_all(exp.Timestamp)):
         zone = node.args.get("zone")
         if zone is not None:
@@ -124,6 +136,8 @@ def _timestamp_in_zone(tree: exp.Expression) -> None:
 def _hide_table_suffix_from_star(union: exp.Expression) -> None:
     """In BigQuery `_TABLE_SUFFIX` is a pseudo-column that `SELECT *` does not return; the expansion makes it
     a real column, so a `*` read straight from the union excludes it again."""
+    from sqlglot import exp
+
     select = union.parent.parent if isinstance(union.parent, exp.From) else None
     if not isinstance(select, exp.Select):
         return

@@ -148,8 +148,10 @@ def lost_objects(before: dict[str, bytes], after: dict[str, bytes]) -> int:
 
 
 def kill_snapshot(runner, run_id, personalize, day, tmp, lake):
-    # Killed while the window's CSV is being written: the step holds the staging file open, has written part
-    # of it, and has stored nothing yet.
+    # Killed while the window's CSV is being written: the step holds the staging file open (its header and
+    # rows in the file or still in the writer's buffer) and has stored nothing yet. The whole write of the
+    # test's small window takes a few milliseconds, so any moment the file is open counts (waiting for bytes
+    # on disk as well missed it under load).
     pid = runner.step_pid(run_id, "personalize_interactions_csv")
 
     window_key = f"personalize/interactions/{day}/{run_id}.csv"
@@ -159,10 +161,9 @@ def kill_snapshot(runner, run_id, personalize, day, tmp, lake):
         if staged is None or lake.exists(window_key):
             return None
         try:
-            size = staged.stat().st_size
+            return staged.stat().st_size
         except FileNotFoundError:  # staged and stored meanwhile
             return None
-        return size or None
 
     staged_bytes = harness.wait_until(writing, 120, "the interactions CSV to be staged", interval=0.002)
     runner.kill_step(pid)

@@ -8,6 +8,7 @@ import sys
 import time
 
 import pytest
+from google.api_core.exceptions import GoogleAPICallError
 from google.cloud import bigquery
 
 from recsys_platform.standins.bigquery_api import start_in_background
@@ -96,3 +97,29 @@ def test_a_query_waits_while_another_process_holds_the_file(served):
         holder.wait(timeout=30)
     assert count > 0
     assert waited > 0.3  # the stand-in retried the lock instead of failing
+
+
+def test_a_file_held_past_the_lock_timeout_fails_the_query_naming_it_and_is_served_once_released(shop, tmp_path):
+    copy = tmp_path / "export_copy.duckdb"
+    shutil.copy(shop.export_db, copy)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys\n"
+                               f"con = duckdb.connect({str(copy)!r})\n"
+                               "print('locked', flush=True)\nsys.stdin.readline()\ncon.close()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    sql = "SELECT COUNT(*) FROM `shop-held.analytics_123456789.events_20260302`"
+    with start_in_background(tmp_path / "state", projects={"shop-held": copy}, lock_timeout_seconds=0.5) as handle:
+        key = handle.write_credentials(tmp_path / "key.json", "shop-held")
+        with pytest.MonkeyPatch.context() as patch:
+            for name, value in handle.client_environment(key).items():
+                patch.setenv(name, value)
+            with bigquery.Client(project="shop-held") as client:
+                try:
+                    assert holder.stdout.readline().strip() == "locked"
+                    with pytest.raises(GoogleAPICallError, match="held by another process for over 0 s"):
+                        client.query(sql, job_retry=None, retry=None).result(retry=None)
+                finally:
+                    holder.communicate("release\n", timeout=30)
+                # Nothing of the refused query stays attached: the released file is read at once.
+                (count,) = next(iter(client.query(sql).result()))
+    assert count > 0

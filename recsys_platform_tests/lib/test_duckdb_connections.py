@@ -10,6 +10,7 @@ import pytest
 
 from recsys_platform.lib.warehouse import duckdb_engine
 from recsys_platform.lib.warehouse.duckdb_engine import DuckDBWarehouse
+from recsys_platform.shared.duckdb_files import FileLender
 
 
 @pytest.fixture
@@ -32,7 +33,7 @@ def created(monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(duckdb, "connect", connect)
-    monkeypatch.setattr(duckdb_engine, "_IDLE_DATABASES", duckdb_engine._IdleDatabases())
+    monkeypatch.setattr(duckdb_engine, "_DATABASES", FileLender())
     return made
 
 

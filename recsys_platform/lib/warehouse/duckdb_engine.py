@@ -7,10 +7,6 @@ jittered backoff; warehouse-writing steps also share one Dagster pool.
 
 from __future__ import annotations
 
-import os
-import random
-import threading
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -26,6 +22,7 @@ from recsys_platform.lib.warehouse.export_tables import (
 )
 from recsys_platform.lib.warehouse.interface import PartitionReplacement, StagedPartitions, Warehouse
 from recsys_platform.shared.bigquery_on_duckdb import used_params
+from recsys_platform.shared.duckdb_files import Attachment, FileLender
 
 if TYPE_CHECKING:  # pyarrow is imported by duckdb when a result is fetched, not when definitions load
     import pyarrow as pa
@@ -70,60 +67,8 @@ def _quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-class _IdleDatabases:
-    """In-memory DuckDB databases with nothing attached, kept for the next warehouse call of this process.
-
-    Creating a DuckDB database costs ~35 ms, attaching the three files ~5 ms, and a GA4 day makes about 70
-    warehouse calls. So a call borrows an idle database (or creates one), attaches its files on a fresh
-    cursor and detaches them when done, which closes the files and releases their locks exactly as closing a
-    database did. A call made while another is open (a generator still reading, another thread) borrows a
-    second database, where DuckDB refuses to attach a file this process already has attached, as it refused a
-    second connection before. A database whose files cannot all be detached is closed, never lent again.
-    Databases are per process: a forked child starts without any (it must not touch its parent's threads).
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._pid = os.getpid()
-        self._idle: dict[tuple, list] = {}
-
-    def take(self, config: dict):
-        import duckdb
-
-        key = _config_key(config)
-        with self._lock:
-            if self._pid != os.getpid():
-                # Inherited from the parent: left unreferenced but never closed, since its threads are not ours.
-                self._pid, self._inherited, self._idle = os.getpid(), self._idle, {}
-            idle = self._idle.setdefault(key, [])
-            if idle:
-                return idle.pop()
-        database = duckdb.connect(":memory:", config=config)
-        # BigQuery's default zone: TIMESTAMP(datetime) and DATE(timestamp) read wall-clock time as UTC,
-        # whatever this machine's zone is (icu is linked into the wheel, loaded after connecting).
-        database.execute("SET GLOBAL TimeZone = 'UTC'")
-        return database
-
-    def give_back(self, config: dict, database, con, attached: list[str]) -> None:
-        import duckdb
-
-        try:
-            con.close()  # an open transaction rolls back
-            for alias in attached:
-                database.execute(f"DETACH DATABASE IF EXISTS {alias}")
-        except duckdb.Error:
-            database.close()
-            return
-        with self._lock:
-            if self._pid == os.getpid():
-                self._idle.setdefault(_config_key(config), []).append(database)
-
-
-def _config_key(config: dict) -> tuple:
-    return tuple(sorted(config.items()))
-
-
-_IDLE_DATABASES = _IdleDatabases()
+# The platform's DuckDB databases of this process, lent to one warehouse call at a time.
+_DATABASES = FileLender()
 
 
 class DuckDBWarehouse(Warehouse):
@@ -142,42 +87,21 @@ class DuckDBWarehouse(Warehouse):
     @contextmanager
     def _connect(self, *, with_platform: bool = True, attach_export: bool = True,
                  attach_product_db: bool = True):
-        import duckdb
-
-        deadline = time.monotonic() + self.lock_timeout_seconds
-        delay = 0.05
-        while True:
-            config = self._duckdb_config()
-            database = _IDLE_DATABASES.take(config)
-            con = database.cursor()
-            # What give_back detaches (if attached): every alias this call may attach, even one that failed.
-            attached = [alias for alias, wanted in (("warehouse", with_platform), ("ga4_export", attach_export),
-                                                    ("product_db", attach_product_db)) if wanted]
-            try:
-                # The platform's file is attached under a fixed name, whatever the file is called.
-                if with_platform:
-                    Path(self.warehouse_path).parent.mkdir(parents=True, exist_ok=True)
-                    con.execute("ATTACH ? AS warehouse", [self.warehouse_path])
-                if attach_export:
-                    self._attach(con, self.export_path, "ga4_export")
-                if attach_product_db:
-                    self._attach(con, self.product_db_path, "product_db")
-                if with_platform:
-                    con.execute(f"CREATE SCHEMA IF NOT EXISTS warehouse.{self.platform_schema}")
-                break
-            except duckdb.IOException as error:
-                _IDLE_DATABASES.give_back(config, database, con, attached)
-                if "lock" not in str(error).lower() or time.monotonic() > deadline:
-                    raise
-                time.sleep(delay * (1 + random.random()))
-                delay = min(delay * 2, 2.0)
-            except BaseException:
-                _IDLE_DATABASES.give_back(config, database, con, attached)
-                raise
-        try:
+        files = []
+        if with_platform:
+            Path(self.warehouse_path).parent.mkdir(parents=True, exist_ok=True)
+            # The platform's file is attached under a fixed name, whatever the file is called.
+            files.append(Attachment(self.warehouse_path, "warehouse", read_only=False))
+        for wanted, path, alias in ((attach_export, self.export_path, "ga4_export"),
+                                    (attach_product_db, self.product_db_path, "product_db")):
+            if wanted:
+                # A missing file is an empty in-memory catalog: SQL that names it stays valid, and reading
+                # a table from it fails with "table does not exist", which names what is missing.
+                files.append(Attachment(path if Path(path).exists() else None, alias))
+        with _DATABASES.attached(self._duckdb_config(), files, self.lock_timeout_seconds) as con:
+            if with_platform:
+                con.execute(f"CREATE SCHEMA IF NOT EXISTS warehouse.{self.platform_schema}")
             yield con
-        finally:
-            _IDLE_DATABASES.give_back(config, database, con, attached)
 
     def _duckdb_config(self) -> dict:
         # Never fetch an extension at run time: icu and json ship inside the duckdb wheel.
@@ -191,15 +115,6 @@ class DuckDBWarehouse(Warehouse):
             "threads": self.threads,
             "preserve_insertion_order": False,
         }
-
-    @staticmethod
-    def _attach(con, path: str, alias: str) -> None:
-        if not Path(path).exists():
-            # An empty in-memory catalog keeps SQL that names it valid; reading a table from it fails
-            # with "table does not exist", which names what is missing.
-            con.execute(f"ATTACH ':memory:' AS {alias}")
-            return
-        con.execute("ATTACH ? AS " + alias + " (READ_ONLY)", [path])
 
     # SQL translation -----------------------------------------------------------------------------
     def _physical(self, dataset: str) -> tuple[str, str]:

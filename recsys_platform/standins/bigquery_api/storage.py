@@ -7,10 +7,11 @@ project, and `datasets={("shop-platform", "product_db"): ("product_db.duckdb", "
 schema of a file as one dataset of a project (a project can then mix served datasets with its own).
 
 DuckDB lets one process open a file while it writes, and another process (the GA4 simulator rewriting a
-shard) may hold a served file. So a request opens an in-memory DuckDB connection, attaches the files it
-needs (read-only unless it writes them), retries with jittered backoff while another process holds a
-lock, and closes everything when it is done. Within this process, one lock serialises DuckDB work: two
-DuckDB instances of one process must never write the same file.
+shard) may hold a served file. So a request attaches the files it needs (read-only unless it writes
+them) to a kept in-memory database, retrying with jittered backoff while another process holds a lock,
+and detaches them when it is done (`shared/duckdb_files.py`, as the embedded warehouse does). Within this
+process, one lock serialises DuckDB work: two DuckDB instances of one process must never write the same
+file.
 
 A table's `__TABLES__` row (BigQuery's legacy meta-table: creation and modification times in ms, row
 count, size, type) comes from the producer's physical `__TABLES__` table when the file has one (the
@@ -22,17 +23,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import random
 import re
 import threading
-import time
 from collections.abc import Iterable, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 
+from recsys_platform.shared.duckdb_files import Attachment, FileLender
 from recsys_platform.standins.bigquery_api.catalog import Catalog
 from recsys_platform.standins.bigquery_api.errors import BigQueryError, invalid
 from recsys_platform.standins.bigquery_api.schema import Field, field_from_duckdb, quote
@@ -95,8 +94,11 @@ class Storage:
         self.lock_timeout_seconds = lock_timeout_seconds
         self.threads = threads
         self.memory_limit = memory_limit
+        self._duckdb_config = {"autoinstall_known_extensions": False,  # never download an extension at run time
+                               "threads": threads, "memory_limit": memory_limit}
         self.lock = threading.RLock()
-        self._db = None
+        # One lender per stand-in: sessions run one at a time (under `lock`), so it keeps one database.
+        self._databases = FileLender()
 
     # where things are ----------------------------------------------------------------------------
     def project_file(self, project: str) -> Path:
@@ -134,71 +136,24 @@ class Storage:
         write = {Path(p) for p in write}
         read = {Path(p) for p in read} - write
         with self.lock:
-            con, aliases = self._connect(read, write)
-            try:
-                yield Session(self, con, aliases, write)
-            finally:
-                self._release(con, aliases)
+            files = []
+            for path in sorted(read | write):
+                if path in write:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                elif not path.exists():
+                    continue  # nothing stored yet: every dataset of it is "not found"
+                files.append(Attachment(str(path), _alias(path), read_only=path not in write))
+            with self._databases.attached(self._duckdb_config, files, self.lock_timeout_seconds,
+                                          self._held) as con:
+                yield Session(self, con, {Path(f.path): f.alias for f in files}, write)
 
-    def _database(self):
-        # One in-memory DuckDB instance for the process (opening one costs ~50 ms); each session is a
-        # cursor on it that attaches its files and detaches them when done, releasing their locks.
-        if self._db is None:
-            self._db = duckdb.connect(":memory:", config={
-                "autoinstall_known_extensions": False,  # never download an extension at run time
-                "threads": self.threads,
-                "memory_limit": self.memory_limit,
-            })
-        return self._db
-
-    def _connect(self, read: set[Path], write: set[Path]):
-        deadline = time.monotonic() + self.lock_timeout_seconds
-        delay = 0.05
-        while True:
-            con = self._database().cursor()
-            aliases: dict[Path, str] = {}
-            try:
-                con.execute("SET TimeZone = 'UTC'")  # TIMESTAMPTZ <-> TIMESTAMP conversions happen in UTC
-                for path in sorted(read | write):
-                    if path not in write and not path.exists():
-                        continue  # nothing stored yet: every dataset of it is "not found"
-                    alias = _alias(path)
-                    if path in write:
-                        path.parent.mkdir(parents=True, exist_ok=True)
-                        con.execute(f"ATTACH {_literal(str(path))} AS {quote(alias)}")
-                    else:
-                        con.execute(f"ATTACH {_literal(str(path))} AS {quote(alias)} (READ_ONLY)")
-                    aliases[path] = alias
-                return con, aliases
-            except duckdb.IOException as error:
-                self._release(con, aliases)
-                if "lock" not in str(error).lower():
-                    raise
-                if time.monotonic() > deadline:
-                    raise BigQueryError(
-                        "backendError", f"A DuckDB file is held by another process for over "
-                        f"{self.lock_timeout_seconds:.0f} s: {error}") from error
-                time.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 2, 2.0)
-            except BaseException:
-                self._release(con, aliases)
-                raise
-
-    def _release(self, con, aliases: dict[Path, str]) -> None:
-        try:
-            con.close()  # an open transaction rolls back
-        finally:
-            for alias in aliases.values():
-                try:
-                    self._db.execute(f"DETACH DATABASE IF EXISTS {quote(alias)}")
-                except duckdb.Error:
-                    log.exception("could not detach %s", alias)
+    def _held(self, error: Exception) -> BigQueryError:
+        return BigQueryError("backendError", f"A DuckDB file is held by another process for over "
+                             f"{self.lock_timeout_seconds:.0f} s: {error}")
 
     def close(self) -> None:
         with self.lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
+            self._databases.close()
             self.catalog.close()
 
 
@@ -206,10 +161,6 @@ def _alias(path: Path) -> str:
     digest = hashlib.sha1(str(path).encode()).hexdigest()[:8]
     stem = re.sub(r"[^A-Za-z0-9_]", "_", path.stem)[:40]
     return f"bq_{stem}_{digest}"
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 class Session:

@@ -124,6 +124,53 @@ def test_a_fresh_table_stands_in_until_the_daily_one_lands(warehouse, shop):
     assert count["n"] == 3
 
 
+# A daily (or fresh) table's columns: GA4 writes `is_active_user` into those only, never into intraday tables.
+DAILY_SHARD_SCHEMA = pa.schema([*SHARD_SCHEMA, ("is_active_user", pa.bool_())])
+
+
+def _active_views(day, flags):
+    return [event(day, 10, "view_item", f"p{i}", items=[{"item_id": "A"}], is_active_user=flag)
+            for i, flag in enumerate(flags)]
+
+
+def test_a_daily_day_merged_while_a_newer_intraday_table_exists_keeps_is_active_user(warehouse, shop):
+    """BigQuery reads a wildcard with the schema of the newest table its prefix matches: were a daily day read
+    through `events_*` while today's intraday table (no `is_active_user`) is the newest, the column would be
+    lost (a retry, a backfill or a re-export merged after midnight)."""
+    export = shop / "ga4_export.duckdb"
+    write_shard(export, DAY, _active_views(DAY, [True, False, True]), schema=DAILY_SHARD_SCHEMA)
+    write_shard(export, NEXT_DAY, _views(NEXT_DAY, 2), kind="intraday")  # created after the daily table
+    result = materialize([ga4_events], partition_key=DAY.isoformat(), resources={"warehouse": warehouse})
+    assert _merged(result)["sources"] == {DAY.isoformat(): f"events_{DAY:%Y%m%d}"}
+    rows = _rows(warehouse, "SELECT user_pseudo_id, is_active_user, source_table FROM recsys.ga4_events "
+                            "ORDER BY user_pseudo_id")
+    assert rows == [{"user_pseudo_id": f"p{i}", "is_active_user": flag, "source_table": f"{DAY:%Y%m%d}"}
+                    for i, flag in enumerate([True, False, True])]
+
+
+def test_a_range_mixing_daily_and_intraday_days_keeps_is_active_user_of_the_daily_days(warehouse, shop):
+    """An over-limit day read from its intraday table among daily days, while a newer intraday table exists:
+    the daily days keep `is_active_user`, the intraday day's rows have it NULL."""
+    export = shop / "ga4_export.duckdb"
+    later = NEXT_DAY + dt.timedelta(days=1)
+    write_shard(export, DAY, _active_views(DAY, [True, False]), schema=DAILY_SHARD_SCHEMA)
+    write_shard(export, NEXT_DAY, _views(NEXT_DAY, 2), kind="intraday")  # over the limit: no daily table
+    write_shard(export, later, _active_views(later, [False]), schema=DAILY_SHARD_SCHEMA)
+    write_shard(export, later + dt.timedelta(days=1), _views(later, 1), kind="intraday")  # the newest table
+    result = materialize([ga4_events], resources={"warehouse": warehouse},
+                         tags={"dagster/asset_partition_range_start": DAY.isoformat(),
+                               "dagster/asset_partition_range_end": later.isoformat()})
+    assert _merged(result)["sources"] == {DAY.isoformat(): f"events_{DAY:%Y%m%d}",
+                                          NEXT_DAY.isoformat(): f"events_intraday_{NEXT_DAY:%Y%m%d}",
+                                          later.isoformat(): f"events_{later:%Y%m%d}"}
+    rows = _rows(warehouse, "SELECT source_table, is_active_user, COUNT(*) AS n FROM recsys.ga4_events "
+                            "GROUP BY ALL ORDER BY source_table, is_active_user")
+    assert rows == [{"source_table": f"{DAY:%Y%m%d}", "is_active_user": False, "n": 1},
+                    {"source_table": f"{DAY:%Y%m%d}", "is_active_user": True, "n": 1},
+                    {"source_table": f"{later:%Y%m%d}", "is_active_user": False, "n": 1},
+                    {"source_table": f"intraday_{NEXT_DAY:%Y%m%d}", "is_active_user": None, "n": 2}]
+
+
 def test_batch_fields_identify_events_from_july_2024_and_the_older_key_before(warehouse, shop, monkeypatch):
     old, new = dt.date(2024, 7, 1), dt.date(2024, 7, 20)
     monkeypatch.setenv("RECSYS_START_DATE", "2024-01-01")

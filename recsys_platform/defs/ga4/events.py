@@ -1,8 +1,9 @@
 """ga4_events: the merged raw table every later GA4 model trusts."""
 
 import datetime as dt
+import os
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import reduce
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,7 @@ from recsys_platform.lib.partitions import PartitionRange, partition_range
 from recsys_platform.lib.sql_files import read_sql
 from recsys_platform.lib.table_stats import preview, rows_per_day
 from recsys_platform.lib.warehouse.export_tables import (
+    SOURCE_PREFERENCE,
     DaySource,
     ExportDrift,
     export_dataset_name,
@@ -57,8 +59,11 @@ OPTIONAL_EXPORT_COLUMNS = {
     "batch_ordering_id": "INT64",
     "batch_event_index": "INT64",
 }
-# Parameters of the export read that are one property's: each property's copy of the read binds its own.
-PER_PROPERTY_PARAMS = ("table_suffixes", "property_id")
+# Parameters of the export read that are one read's: each copy of the read binds its own.
+PER_READ_PARAMS = ("table_suffixes", "property_id")
+# The table prefix the export read's SQL names (`events_*`): `_TABLE_SUFFIX` and `source_table` are relative to it.
+EXPORT_PREFIX = "events_"
+SUFFIX_COLUMN = "_TABLE_SUFFIX"
 DROP_REASONS = ("dropped_erased_on_request", "dropped_without_timestamp", "dropped_without_event_name", "dropped_malformed_event_date",
                 "dropped_implausible_timestamp", "dropped_outside_partition")
 
@@ -100,38 +105,53 @@ def day_sources(warehouse: Warehouse, days: PartitionRange, setup: Ga4Setup, tim
     return sources
 
 
-def export_drift(columns: dict[str, set[str]], table_ids: list[str], read: set[str] | None = None) -> ExportDrift:
+def export_drift(columns: dict[str, set[str]], table_ids: list[str], read: set[str]) -> ExportDrift:
     """Required columns each table lacks, and the optional ones the read lacks (`read`: the columns a read
-    of these tables has; default: those of the tables themselves)."""
+    of these tables has)."""
     drift = ExportDrift()
     for table_id in table_ids:
         missing = [c for c in REQUIRED_EXPORT_COLUMNS if c not in columns.get(table_id, set())]
         if missing:
             drift.missing_required[table_id] = missing
-    if read is None:
-        read = set().union(*(columns.get(t, set()) for t in table_ids)) if table_ids else set()
     drift.absent_optional = [c for c in OPTIONAL_EXPORT_COLUMNS if c not in read]
     return drift
 
 
 @dataclass(frozen=True)
-class PropertyRead:
-    """One GA4 property's part of a merge: its table for each day, and what those tables lack."""
+class ExportRead:
+    """One read of a GA4 property's export: its tables of one kind (daily, fresh or intraday) through the
+    wildcard `<prefix>*`, and what that read lacks."""
 
     property_id: str
-    suffixes: tuple[str, ...]  # `_TABLE_SUFFIX` of each day's table
-    absent_optional: tuple[str, ...] = ()  # optional columns none of its tables has: read as typed NULL
-    absent_columns: tuple[str, ...] = ()  # columns only other properties' tables have: read as NULL
+    kind: str
+    prefix: str  # what the tables' ids share: the read is `<prefix>*`
+    suffixes: tuple[str, ...]  # `_TABLE_SUFFIX` of each day's table under that prefix
+    absent_optional: tuple[str, ...] = ()  # optional columns the read lacks: read as typed NULL
+    absent_columns: tuple[str, ...] = ()  # columns only other reads have: read as NULL
+
+    @property
+    def name(self) -> str:
+        return f"{self.property_id}_{self.kind}"
 
     @property
     def params(self) -> dict:
-        return {f"table_suffixes_{self.property_id}": list(self.suffixes),
-                f"property_id_{self.property_id}": self.property_id}
+        return {f"table_suffixes_{self.name}": list(self.suffixes), f"property_id_{self.name}": self.property_id}
 
 
-def property_reads(warehouse: Warehouse, sources: dict[str, list[DaySource]]) -> list[PropertyRead]:
-    """What the merge reads from each property, after checking its tables exist and carry GA4's columns
-    (one metadata query per property); a missing table or a drifted schema fails naming the table."""
+def read_prefix(table_ids: list[str]) -> str:
+    """The longest prefix the tables share that leaves each at least one character of `_TABLE_SUFFIX`.
+
+    BigQuery reads a wildcard with the schema of the newest table its prefix matches, whatever the
+    `_TABLE_SUFFIX` filter: through `events_*`, a daily day merged after midnight would lose `is_active_user`
+    whenever today's intraday table (which lacks it) is the newest. A daily read's prefix (`events_2026...`)
+    matches no intraday or fresh table, and the narrower it is, the fewer tables outside the read it matches."""
+    shared = os.path.commonprefix(table_ids)
+    return shared[:min(len(t) for t in table_ids) - 1]
+
+
+def export_reads(warehouse: Warehouse, sources: dict[str, list[DaySource]]) -> list[ExportRead]:
+    """What the merge reads: one read per property and table kind, after checking the tables exist and carry
+    GA4's columns (one metadata query per read); a missing table or a drifted schema fails naming the table."""
     waiting = [(p, s) for p, property_sources in sources.items() for s in property_sources if s.table is None]
     if waiting:
         names = [warehouse.export_table_name(f"events_{s.day.strftime('%Y%m%d')}", p) for p, s in waiting]
@@ -141,18 +161,24 @@ def property_reads(warehouse: Warehouse, sources: dict[str, list[DaySource]]) ->
                         "sensor requests the day again once its table appears.",
             metadata={"missing_tables": MetadataValue.json(names)},
         )
-    columns, drifts = {}, {}
+    reads, columns, missing = [], [], {}
     for property_id, property_sources in sources.items():
         table_ids = [s.table.table_id for s in property_sources]
         found = warehouse.export_columns(table_ids, property_id)
-        # A required column is checked table by table (BigQuery's wildcard would read a lost one as NULL);
-        # the columns a read has decide what the copy adds as NULL (adding one it has would repeat it).
-        wildcard = warehouse.wildcard_columns(property_id)
-        read_by_table = set().union(*(found.get(t, set()) for t in table_ids))
-        columns[property_id] = wildcard if wildcard is not None else read_by_table
-        drifts[property_id] = export_drift(found, table_ids, columns[property_id])
-    missing = {warehouse.export_table_name(t, p): c for p, drift in drifts.items()
-               for t, c in drift.missing_required.items()}
+        for kind in SOURCE_PREFERENCE:
+            kind_ids = [s.table.table_id for s in property_sources if s.kind == kind]
+            if not kind_ids:
+                continue
+            prefix = read_prefix(kind_ids)
+            # A required column is checked table by table (BigQuery's wildcard would read a lost one as NULL);
+            # the columns a read has decide what its copy adds as NULL (adding one it has would repeat it).
+            wildcard = warehouse.wildcard_columns(property_id, prefix)
+            read = wildcard if wildcard is not None else set().union(*(found.get(t, set()) for t in kind_ids))
+            drift = export_drift(found, kind_ids, read)
+            missing.update({warehouse.export_table_name(t, property_id): c for t, c in drift.missing_required.items()})
+            reads.append(ExportRead(property_id, kind, prefix, tuple(t[len(prefix):] for t in kind_ids),
+                                    tuple(drift.absent_optional)))
+            columns.append(read)
     if missing:
         described = "; ".join(f"{name} lacks {', '.join(c)}" for name, c in missing.items())
         raise Failure(
@@ -160,38 +186,45 @@ def property_reads(warehouse: Warehouse, sources: dict[str, list[DaySource]]) ->
                         "fix or re-export the table(s), then run the day again.",
             metadata={"missing_columns": MetadataValue.json(missing)},
         )
-    every_column = set().union(*columns.values())
-    return [PropertyRead(property_id, tuple(s.table.suffix for s in sources[property_id]),
-                         tuple(drifts[property_id].absent_optional),
-                         tuple(sorted(every_column - columns[property_id] - set(OPTIONAL_EXPORT_COLUMNS))))
-            for property_id in sources]
+    every_column = set().union(*columns)
+    return [replace(read, absent_columns=tuple(sorted(every_column - read_columns - set(OPTIONAL_EXPORT_COLUMNS))))
+            for read, read_columns in zip(reads, columns)]
 
 
-def merge_sql(name: str, reads: list[PropertyRead]) -> str:
-    """The SQL file `name` with its export read repeated for each property (that property's dataset and
-    parameters; what its tables lack read as NULL), the copies unioned by column name."""
+def merge_sql(name: str, reads: list[ExportRead]) -> str:
+    """The SQL file `name` with its export read repeated for each read (that property's dataset, the read's
+    tables and parameters; what it lacks read as NULL), the copies unioned by column name."""
     import sqlglot
     from sqlglot import exp
 
     tree = sqlglot.parse_one(read_sql(__file__, name), read="bigquery")
     export_read = next(
         select for select in tree.find_all(exp.Select)
-        if any(table.name == "events_*" for table in select.args["from_"].find_all(exp.Table))
+        if any(table.name == f"{EXPORT_PREFIX}*" for table in select.args["from_"].find_all(exp.Table))
         and isinstance(select.args["from_"].this, exp.Table)
     )
-    copies = [_property_copy(export_read, read) for read in reads]
+    copies = [_export_copy(export_read, read) for read in reads]
     export_read.replace(reduce(lambda a, b: exp.Union(this=a, expression=b, distinct=False, by_name=True), copies))
     return tree.sql("bigquery", pretty=True)
 
 
-def _property_copy(export_read: "exp.Select", read: PropertyRead) -> "exp.Select":
+def _export_copy(export_read: "exp.Select", read: ExportRead) -> "exp.Select":
     from sqlglot import exp
 
     copy = export_read.copy()
-    copy.args["from_"].this.set("db", exp.to_identifier(export_dataset_name(read.property_id)))
+    table = copy.args["from_"].this
+    table.set("db", exp.to_identifier(export_dataset_name(read.property_id)))
+    table.set("this", exp.to_identifier(f"{read.prefix}*", quoted=True))
+    # `_TABLE_SUFFIX` is relative to the read's prefix; `source_table` stays the table's suffix under `events_*`.
+    stem = read.prefix[len(EXPORT_PREFIX):]
+    if stem:
+        for projection in copy.expressions:
+            if isinstance(projection, exp.Alias) and isinstance(projection.this, exp.Column) \
+                    and projection.this.name.upper() == SUFFIX_COLUMN:
+                projection.set("this", exp.Concat(expressions=[exp.Literal.string(stem), projection.this.copy()]))
     for parameter in copy.find_all(exp.Parameter):
-        if parameter.name in PER_PROPERTY_PARAMS:
-            parameter.set("this", exp.var(f"{parameter.name}_{read.property_id}"))
+        if parameter.name in PER_READ_PARAMS:
+            parameter.set("this", exp.var(f"{parameter.name}_{read.name}"))
     for column in read.absent_optional:
         copy.select(exp.alias_(exp.cast(exp.null(), exp.DataType.build(OPTIONAL_EXPORT_COLUMNS[column],
                                                                        dialect="bigquery")), column), copy=False)
@@ -200,12 +233,12 @@ def _property_copy(export_read: "exp.Select", read: PropertyRead) -> "exp.Select
     return copy
 
 
-def merge_statement(name: str, reads: list[PropertyRead], contract: ProductDbContract, warehouse: Warehouse) -> str:
+def merge_statement(name: str, reads: list[ExportRead], contract: ProductDbContract, warehouse: Warehouse) -> str:
     """`merge_sql` with the product DB's tables mapped through the contract: what the asset runs."""
     return read_shop_sql(merge_sql(name, reads), contract, warehouse)
 
 
-def merge_params(days: PartitionRange, reads: list[PropertyRead], setup: Ga4Setup, contract: ProductDbContract,
+def merge_params(days: PartitionRange, reads: list[ExportRead], setup: Ga4Setup, contract: ProductDbContract,
                  warehouse: Warehouse) -> dict:
     params = {**days.params, **contract_params(contract), "url_params_kept": setup.url_params_pattern,
               "erased_visitors": erased_visitors(warehouse)}
@@ -221,7 +254,7 @@ class DayMerge:
     (`ga4_events.sql`, `ga4_events_drops.sql`) as it runs."""
 
     sources: dict[str, list[DaySource]]
-    reads: list[PropertyRead]
+    reads: list[ExportRead]
     params: dict
     contract: ProductDbContract
     warehouse: Warehouse
@@ -234,7 +267,7 @@ def plan_merge(warehouse: Warehouse, days: PartitionRange, setup: Ga4Setup, cont
                timezone: str, now: dt.datetime | None = None) -> DayMerge:
     """What the `ga4_events` asset merges for `days`: fails naming a missing or drifted export table."""
     sources = day_sources(warehouse, days, setup, timezone, now)
-    reads = property_reads(warehouse, sources)
+    reads = export_reads(warehouse, sources)
     return DayMerge(sources, reads, merge_params(days, reads, setup, contract, warehouse), contract, warehouse)
 
 

@@ -228,13 +228,17 @@ class BigQueryWarehouse(Warehouse):
             return {table_id: {field.name for field in client.get_table(f"{project}.{dataset}.{table_id}").schema}
                     for table_id in table_ids}
 
-    def wildcard_columns(self, property_id=None) -> set[str] | None:
+    def wildcard_columns(self, property_id=None, prefix="events_") -> set[str] | None:
+        from google.cloud import bigquery
+
         logical = export_dataset_name(self._export_property(property_id))
         with self._client() as client:
             project, dataset = self._physical_in(self._project(client))(logical)
             newest = list(client.query_and_wait(
-                f"SELECT table_id FROM `{project}.{dataset}.__TABLES__` WHERE STARTS_WITH(table_id, 'events_') "
-                "ORDER BY creation_time DESC, table_id DESC LIMIT 1"))
+                f"SELECT table_id FROM `{project}.{dataset}.__TABLES__` WHERE STARTS_WITH(table_id, @prefix) "
+                "ORDER BY creation_time DESC, table_id DESC LIMIT 1",
+                job_config=bigquery.QueryJobConfig(
+                    query_parameters=[bigquery.ScalarQueryParameter("prefix", "STRING", prefix)])))
             if not newest:
                 return None
             return {field.name for field in client.get_table(f"{project}.{dataset}.{newest[0]['table_id']}").schema}

@@ -171,10 +171,11 @@ class Warehouse(ConfigurableResource):
     def export_columns(self, table_ids: Sequence[str], property_id: str | None = None) -> dict[str, set[str]]:
         """Top-level column names of each named export table of a property (default: the first)."""
 
-    def wildcard_columns(self, property_id: str | None = None) -> set[str] | None:
-        """The columns a read of `events_*` has whatever tables it selects, or None when a read has the
-        columns of the tables it selects (DuckDB). BigQuery gives a wildcard the schema of the newest table
-        it matches, with NULL where an older table lacks a column."""
+    def wildcard_columns(self, property_id: str | None = None, prefix: str = "events_") -> set[str] | None:
+        """The columns a read of the wildcard `<prefix>*` in a property's export dataset has whatever tables it
+        selects, or None when a read has the columns of the tables it selects (DuckDB). BigQuery gives a
+        wildcard the schema of the newest table its prefix matches, with NULL where an older table lacks a
+        column and no way to read a column only older tables have."""
         return None
 
     @abstractmethod

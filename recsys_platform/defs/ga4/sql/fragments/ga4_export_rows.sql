@@ -1,9 +1,10 @@
 -- ga4_export_rows: every row of the export tables a run reads (one source table per day and GA4 property,
 -- listed in @table_suffixes), with what the merge derives from it and, for a row that cannot be an event,
 -- the FIRST reason that applies, so each left-out row is counted once (ga4_events_drops.sql).
--- The read of `analytics.events_*` is one property's; the merge repeats it for each property it reads, with
--- that property's dataset, @table_suffixes and @property_id, and unions the copies by column name
--- (events.py `merge_sql`).
+-- The read of `analytics.events_*` is one property's; the merge repeats it for each property and table kind
+-- it reads, with that property's dataset, @table_suffixes and @property_id, and unions the copies by column
+-- name (events.py `merge_sql`). Each copy reads the narrowest wildcard that selects its tables (BigQuery gives
+-- a wildcard the schema of the newest table it matches), and keeps source_table the suffix under `events_*`.
 SELECT
   *,
   CASE

@@ -25,6 +25,8 @@ ERRORS = {
     "503": (503, "ServiceUnavailable", "Service unavailable"),
     "slowdown": (503, "SlowDown", "Please reduce your request rate."),
     "s3-500": (500, "InternalError", "We encountered an internal error. Please try again."),
+    # What S3 answers a HEAD of a missing key when the caller may not list the bucket.
+    "s3-403": (403, "AccessDenied", "Access Denied"),
 }
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
               "transfer-encoding", "upgrade", "host", "content-length"}

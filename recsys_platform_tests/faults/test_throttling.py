@@ -1,7 +1,8 @@
 """Throttling (ThrottlingException, 429, S3's SlowDown) and 5xx answers from Personalize and from S3, injected
 by a proxy between boto3 and the stand-ins (proxy.py). The platform's clients use botocore's adaptive retries
 (lib/aws_session.py): a burst is absorbed and the step finishes; a persistent failure fails the step with the
-service's error and leaves no half-written lake object and no second job.
+service's error and leaves no half-written lake object and no second job. S3's 403 on HEAD (a role without
+s3:ListBucket), which moto never sends, is injected the same way.
 
 Personalize is the local one in its own process, S3 is moto's server (a thread) on loopback; the steps are
 the code location's own, run in the test process with the proxy as their endpoint.
@@ -246,3 +247,29 @@ def test_s3_slowdown_and_5xx_bursts_are_absorbed_a_persistent_one_leaves_no_part
                          "burst absorbed; persistent: put_file raised InternalError, upload aborted (none in "
                          "flight, no object); retry stored it whole", 0, 0, None)
 
+
+
+def test_a_403_on_head_fails_the_snapshot_naming_the_missing_permission_and_writes_nothing(
+        s3_behind_proxy, tmp_path, monkeypatch, tmp_path_factory):
+    """S3 answers 403, not 404, for a missing key when the role lacks s3:ListBucket: the step must say which
+    permission is missing instead of failing with a bare "Forbidden", and must not write the snapshot blind."""
+    proxy, direct = s3_behind_proxy
+    home = tmp_path / "recsys"
+    fill_warehouse(home, synthetic_interactions())
+    monkeypatch.setenv("RECSYS_HOME", str(home))
+    lake = s3_lake()
+    proxy.fail("HeadObject", "s3-403", None)
+    refused = run_job(TRAINING, "2026-02-28", assets=["personalize_interactions_csv"],
+                      resources={"lake": lake, "handoff_io_manager": LakeHandoffIOManager(lake=lake)})
+    assert not refused.success
+    message = refused.failure_message()
+    assert "s3:ListBucket on arn:aws:s3:::shop-lake" in message and "(403)" in message, message
+    assert proxy.failed["HeadObject"] >= 1 and not proxy.forwarded["PutObject"]
+    assert not direct.list_objects_v2(Bucket="shop-lake").get("Contents")
+    proxy.clear()
+    recovered = run_job(TRAINING, "2026-02-28", assets=["personalize_interactions_csv"],
+                        resources={"lake": lake, "handoff_io_manager": LakeHandoffIOManager(lake=lake)})
+    assert recovered.success, recovered.failure_message()
+    harness.record_fault(tmp_path_factory, "S3 403 on HEAD (no s3:ListBucket)", "proxy: every HeadObject 403",
+                         "snapshot step failed naming s3:ListBucket; nothing written; next run succeeded", 0, 0,
+                         recovered.seconds)

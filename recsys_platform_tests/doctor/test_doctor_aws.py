@@ -298,3 +298,60 @@ def test_a_missing_ga4_export_dataset_is_named(world, monkeypatch, capsys):
     assert "RECSYS_GA4_PROPERTY_ID" in checks["bigquery.export_dataset"]["fix"]
     assert all(status == "OK" for name, status in ((n, c["status"]) for n, c in checks.items())
                if name.startswith(("s3.", "iam.", "aws.", "personalize")))
+
+
+def test_a_refused_gcp_key_is_named_and_what_needs_it_is_not_checked(world, monkeypatch, capsys, tmp_path):
+    """A key file that loads but whose key the token endpoint refuses (deleted, or replaced by a new key):
+    google-auth finds it, the token exchange fails with Google's "Invalid JWT Signature"."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    issued = json.loads(open(world.env["GOOGLE_APPLICATION_CREDENTIALS"]).read())
+    other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    refused = tmp_path / "refused-key.json"
+    refused.write_text(json.dumps({**issued, "private_key": other_key.decode()}))
+    code, checks = doctor(monkeypatch, capsys, world.env, GOOGLE_APPLICATION_CREDENTIALS=str(refused))
+    assert code == 1
+    credentials = checks["gcp.credentials"]
+    assert credentials["status"] == "FAILED"
+    assert credentials["summary"].startswith(f"the credentials of {issued['client_email']} were refused")
+    assert "Invalid JWT Signature" in credentials["summary"]
+    assert "GOOGLE_APPLICATION_CREDENTIALS" in credentials["fix"]
+    unchecked = {name for name, status in not_ok(checks).items() if status == "UNCHECKED"}
+    assert {"bigquery.export_dataset", "bigquery.export_tables", "bigquery.replica_contract"} <= unchecked
+    assert not any(name.startswith("bigquery.") for name, status in not_ok(checks).items()
+                   if status != "UNCHECKED")
+    assert all(checks[name]["status"] == "OK" for name in ("aws.credentials", "s3.write", "personalize.reachable"))
+
+
+def test_a_probe_write_refused_under_the_configured_encryption_is_named(world, monkeypatch, capsys):
+    """A bucket policy that requires another encryption, or a KMS key the role may not use, refuses the
+    probe's PutObject with AccessDenied. moto enforces neither, so the refusal is raised in front of the
+    lake's S3 client, as S3 words it."""
+    from botocore.exceptions import ClientError
+
+    from recsys_platform.lib.lake import S3Lake
+
+    real_client = S3Lake._client
+
+    class Refusing:
+        def __init__(self, s3):
+            self._s3 = s3
+
+        def __getattr__(self, name):
+            return getattr(self._s3, name)
+
+        def put_object(self, **request):
+            assert request.get("ServerSideEncryption") == "aws:kms"  # the lake's own encryption arguments
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "User is not authorized to perform: "
+                                                                            "kms:GenerateDataKey"},
+                               "ResponseMetadata": {"HTTPStatusCode": 403}}, "PutObject")
+
+    monkeypatch.setattr(S3Lake, "_client", lambda self: Refusing(real_client(self)))
+    code, checks = doctor(monkeypatch, capsys, world.env)
+    assert code == 1
+    assert not_ok(checks) == {"s3.write": "FAILED"}
+    write = checks["s3.write"]
+    assert "(encryption aws:kms) failed" in write["summary"] and "kms:GenerateDataKey" in write["summary"]
+    assert "kms:GenerateDataKey on the KMS key" in write["fix"] and "RECSYS_LAKE_SSE" in write["fix"]

@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
-
 from recsys_platform.lib.warehouse.export_tables import SourcePolicy
+from recsys_platform.lib.yaml_files import parse_yaml
 
 CONFIG_FILE = Path(__file__).with_name("ga4.yaml")
 _PARAM_NAME = re.compile(r"^[A-Za-z0-9_.~-]+\*?$")
@@ -72,4 +71,4 @@ def parse_ga4_setup(raw: dict) -> Ga4Setup:
 
 @lru_cache(maxsize=1)
 def load_ga4_setup() -> Ga4Setup:
-    return parse_ga4_setup(yaml.safe_load(CONFIG_FILE.read_text()) or {})
+    return parse_ga4_setup(parse_yaml(CONFIG_FILE.read_text()) or {})

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
+from recsys_platform.lib.yaml_files import parse_yaml
 
 _TAXONOMY_FILE = Path(__file__).with_name("taxonomy.yaml")
 _IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -73,4 +73,4 @@ def parse_taxonomy(raw: dict) -> Taxonomy:
 
 @lru_cache(maxsize=1)
 def load_taxonomy() -> Taxonomy:
-    return parse_taxonomy(yaml.safe_load(_TAXONOMY_FILE.read_text()))
+    return parse_taxonomy(parse_yaml(_TAXONOMY_FILE.read_text()))

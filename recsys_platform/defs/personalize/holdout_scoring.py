@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from recsys_platform.defs.personalize.handoffs import TrainingWindow
 from recsys_platform.defs.personalize.job_waiting import (
@@ -25,8 +26,10 @@ from recsys_platform.defs.personalize.snapshots import window_params
 from recsys_platform.lib.lake import LakeResource
 from recsys_platform.lib.sql_files import read_sql
 from recsys_platform.lib.warehouse.interface import Warehouse
-from recsys_platform.shared.offline_metrics import UserScores, bootstrap_interval, per_user_scores, personalize_metrics
 from recsys_platform.shared.personalize_facts import is_failed
+
+if TYPE_CHECKING:  # numpy is imported where a holdout is scored, not when definitions load
+    from recsys_platform.shared.offline_metrics import UserScores
 
 
 class EmptyHoldoutError(ValueError):
@@ -59,6 +62,8 @@ class HoldoutScore:
     batch_inference_job_arn: str
 
     def interval(self, metric: str, seed: int = 0) -> tuple[float, float]:
+        from recsys_platform.shared.offline_metrics import bootstrap_interval
+
         return bootstrap_interval(self.per_user.values[metric], seed=seed)
 
 
@@ -148,6 +153,8 @@ def score_on_holdout(client, lake: LakeResource, solution_version_arn: str, hold
                      log: Callable[[str], None] | None = None, filter_arn: str | None = None) -> HoldoutScore:
     """Batch inference of one version for the holdout's users (filtered by `filter_arn`, as users get
     them), scored against the holdout's targets."""
+    from recsys_platform.shared.offline_metrics import per_user_scores, personalize_metrics
+
     base_name = f"{job_prefix}-{_version_id(solution_version_arn)}"
     arn, recommended = run_batch_inference(
         client, lake, solution_version_arn, holdout, base_name, role_arn, num_results, policy, log, filter_arn

@@ -8,8 +8,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
-
+from recsys_platform.lib.yaml_files import parse_yaml
 from recsys_platform.shared.personalize_facts import (
     MAX_FILTER_FIELDS,
     MAX_FILTER_FIELDS_PER_DATASET_GROUP,
@@ -303,4 +302,4 @@ def _serving_filter(campaign: dict, filters: tuple[FilterSpec, ...]) -> str | No
 
 @lru_cache(maxsize=1)
 def load_setup() -> PersonalizeSetup:
-    return parse_setup(yaml.safe_load(CONFIG_FILE.read_text()), CONFIG_FILE.parent)
+    return parse_setup(parse_yaml(CONFIG_FILE.read_text()), CONFIG_FILE.parent)

@@ -14,9 +14,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import yaml
-
 from recsys_platform.lib.sql_files import validate_identifier
+from recsys_platform.lib.yaml_files import parse_yaml
 
 if TYPE_CHECKING:  # sqlglot is imported where SQL is built or translated, not when definitions load
     from sqlglot import exp
@@ -100,7 +99,7 @@ def load_contract(name_or_path: str) -> ProductDbContract:
     if not path.is_file():
         shipped = sorted(p.stem for p in CONTRACTS_DIR.glob("*.yaml"))
         raise ContractError(f"product DB contract {name_or_path!r}: no such file, and not one of {shipped}")
-    return parse_contract(yaml.safe_load(path.read_text()) or {}, str(name_or_path))
+    return parse_contract(parse_yaml(path.read_text()) or {}, str(name_or_path))
 
 
 def read_shop_sql(sql: str, contract: ProductDbContract, warehouse) -> str:

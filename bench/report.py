@@ -32,13 +32,24 @@ def _goal(name: str, value, target: str, met: bool | None, note: str = "") -> di
             "status": "not measured" if met is None else ("met" if met else "not met"), "note": note}
 
 
+def _executor_cost(executor: dict | None) -> str:
+    """What the executor spent around the steps' work in a GA4 row's median run (what a 1.2x goal is up against)."""
+    parts = [_get(executor, key) for key in ("before_run_start_seconds_median", "process_start_gap_sum_median",
+                                             "after_run_end_seconds_median", "sql_seconds_median")]
+    if any(part is None for part in parts):
+        return ""
+    before, starts, after, sql = parts
+    return (f"around SQL {sql:.1f} s: {before:.1f} s before RUN_START, {starts:.1f} s of step process starts, "
+            f"{after:.1f} s after the run")
+
+
 def goals(sections: dict) -> list[dict]:
     result = []
     rows = _get(sections, "ga4_pipeline", "rows", default=[]) or []
     one_m = _ga4_row(sections, 1_000_000)
     wall = _get(one_m, "executor", "wall_seconds_median")
     result.append(_goal("1M-event GA4 day through the executor", None if wall is None else f"{wall:.1f} s wall",
-                        "< 20 s", None if wall is None else wall < 20))
+                        "< 20 s", None if wall is None else wall < 20, _executor_cost(_get(one_m, "executor"))))
     ratio = _get(one_m, "executor", "wall_over_sql")
     result.append(_goal("1M-event day: wall vs SQL work", None if ratio is None else f"{ratio:.2f}x",
                         "wall <= 1.2x SQL", None if ratio is None else ratio <= 1.2))
@@ -47,7 +58,7 @@ def goals(sections: dict) -> list[dict]:
             continue
         r = _get(row, "executor", "wall_over_sql")
         result.append(_goal(f"{row['events']:,}-event day: wall vs SQL work", None if r is None else f"{r:.2f}x",
-                            "wall <= 1.2x SQL", None if r is None else r <= 1.2))
+                            "wall <= 1.2x SQL", None if r is None else r <= 1.2, _executor_cost(row.get("executor"))))
     peak = _get(one_m, "executor", "max_process_peak_rss_mb")
     result.append(_goal("1M-event day: peak RSS of every process", None if peak is None else f"{peak:,.0f} MB max",
                         "< 2 GB per process", None if peak is None else peak < GB))
@@ -63,8 +74,13 @@ def goals(sections: dict) -> list[dict]:
         result.append(_goal(f"linear in events ({prev['events']:,} -> {last['events']:,}, executor)",
                             f"{t:.2f}x time for {s:.0f}x events", "time ratio <= size ratio (DESIGN.md)", t <= s))
     chain = _get(sections, "personalize_chain", "executor_over_in_process_both_days")
+    first_day = next((r.get("executor") for r in _get(sections, "personalize_chain", "rows", default=[]) or []
+                      if r.get("run") == "first_day"), None)
+    starts = [_get(first_day, key) for key in ("before_run_start_seconds_median", "process_start_gap_sum_median")]
+    chain_note = ("" if None in starts else
+                  f"first day: {starts[0]:.1f} s before RUN_START and {starts[1]:.1f} s of step process starts")
     result.append(_goal("Personalize chain: executor vs in-process", None if chain is None else f"{chain:.2f}x",
-                        "executor adds <= 20% (<= 1.2x)", None if chain is None else chain <= 1.2))
+                        "executor adds <= 20% (<= 1.2x)", None if chain is None else chain <= 1.2, chain_note))
     latency_rows = _get(sections, "recommendations_latency", "rows", default=[]) or []
     five_k = next((r for r in latency_rows if r.get("items") == 5_000), None)
     training = _get(five_k, "training_seconds")
@@ -75,9 +91,11 @@ def goals(sections: dict) -> list[dict]:
                         "" if _get(five_k, "interactions") == 1_000_000 else "quick run: not the 1M goal size"))
     for row in latency_rows:
         p99 = row.get("p99_ms")
+        cpu = row.get("server_cpu_ms_per_call")
+        note = row.get("error", "")[:200] or ("" if cpu is None else f"server CPU {cpu:.1f} ms a call")
         result.append(_goal(f"GetRecommendations p99 at {row['items']:,} items",
                             None if p99 is None else f"{p99:.2f} ms (p50 {row['p50_ms']:.2f} ms)", "< 10 ms",
-                            None if p99 is None else p99 < 10, row.get("error", "")[:200]))
+                            None if p99 is None else p99 < 10, note))
     sensor = _get(sections, "sensor_tick")
     if sensor and "first_tick" in sensor:
         ticks = ("first_tick", "steady_tick", "one_rewrite_tick")

@@ -50,5 +50,7 @@ def test_a_tiny_ga4_day_through_the_executor_and_the_report(tmp_path):
     assert {g["status"] for g in written["goals"]} <= {"met", "not met", "not measured"}
     statuses = {g["goal"]: g["status"] for g in written["goals"]}
     assert statuses["import + build of the definitions (local mode) vs `import dagster`"] == "not measured"
+    [day_goal] = [g for g in written["goals"] if g["goal"] == "2,000-event day: wall vs SQL work"]
+    assert "s before RUN_START" in day_goal["note"] and "of step process starts" in day_goal["note"]
     text = md_path.read_text()
     assert "| 2,000 |" in text and "## Goals" in text and "sensor_tick" in text

@@ -263,3 +263,25 @@ def doctor(monkeypatch, capsys, env: dict[str, str | None], *args: str, **overri
 
 def not_ok(checks: dict) -> dict[str, str]:
     return {name: check["status"] for name, check in checks.items() if check["status"] != "OK"}
+
+
+class Answering:
+    """A boto3 client whose named operations the test answers itself: what moto does not do (IAM's policy
+    simulator, S3's 403 on HEAD, a KMS refusal); every other call reaches the client."""
+
+    def __init__(self, client, **operations):
+        self._client = client
+        self._operations = operations
+
+    def __getattr__(self, name):
+        return self._operations[name] if name in self._operations else getattr(self._client, name)
+
+
+def answer_in_front_of_doctors(monkeypatch, service: str, **operations) -> None:
+    """Doctor's boto3 clients of `service` answer `operations` themselves (see `Answering`)."""
+    from recsys_platform.lib import prerequisites
+
+    real_client = prerequisites._client
+    monkeypatch.setattr(prerequisites, "_client", lambda aws, name, endpoint_url=None: (
+        Answering(real_client(aws, name, endpoint_url), **operations) if name == service else
+        real_client(aws, name, endpoint_url)))

@@ -22,6 +22,8 @@ from recsys_platform_tests.doctor.conftest import (
     PRIVATE_LAKE,
     PROJECT,
     SERVICE_ROLE,
+    Answering,
+    answer_in_front_of_doctors,
     doctor,
     not_ok,
 )
@@ -204,25 +206,13 @@ def test_passrole_not_allowed_is_named(world, monkeypatch, capsys, platform_role
 def test_passrole_is_asked_of_iams_simulator_where_there_is_one(world, monkeypatch, capsys):
     """moto has no SimulatePrincipalPolicy; this stands one in front of its IAM to check what doctor asks
     and how it reads the answer (the path a real account takes)."""
-    from recsys_platform.lib import prerequisites
-
     asked = []
 
-    class Simulator:
-        def __init__(self, iam):
-            self._iam = iam
+    def simulate_principal_policy(**request):
+        asked.append(request)
+        return {"EvaluationResults": [{"EvalActionName": "iam:PassRole", "EvalDecision": "implicitDeny"}]}
 
-        def __getattr__(self, name):
-            return getattr(self._iam, name)
-
-        def simulate_principal_policy(self, **request):
-            asked.append(request)
-            return {"EvaluationResults": [{"EvalActionName": "iam:PassRole", "EvalDecision": "implicitDeny"}]}
-
-    real_client = prerequisites._client
-    monkeypatch.setattr(prerequisites, "_client", lambda aws, service, endpoint_url=None: (
-        Simulator(real_client(aws, service, endpoint_url)) if service == "iam" else
-        real_client(aws, service, endpoint_url)))
+    answer_in_front_of_doctors(monkeypatch, "iam", simulate_principal_policy=simulate_principal_policy)
     code, checks = doctor(monkeypatch, capsys, world.env)
     assert code == 1 and not_ok(checks) == {"iam.pass_role": "FAILED"}
     assert checks["iam.pass_role"]["summary"] == \
@@ -239,23 +229,11 @@ def test_a_403_on_head_bucket_is_explained(world, monkeypatch, capsys):
     does not cover HeadBucket), so the refusal is raised in front of its S3 client."""
     from botocore.exceptions import ClientError
 
-    from recsys_platform.lib import prerequisites
+    def head_bucket(**request):
+        raise ClientError({"Error": {"Code": "403", "Message": "Forbidden"},
+                           "ResponseMetadata": {"HTTPStatusCode": 403}}, "HeadBucket")
 
-    class Refusing:
-        def __init__(self, s3):
-            self._s3 = s3
-
-        def __getattr__(self, name):
-            return getattr(self._s3, name)
-
-        def head_bucket(self, **request):
-            raise ClientError({"Error": {"Code": "403", "Message": "Forbidden"},
-                               "ResponseMetadata": {"HTTPStatusCode": 403}}, "HeadBucket")
-
-    real_client = prerequisites._client
-    monkeypatch.setattr(prerequisites, "_client", lambda aws, service, endpoint_url=None: (
-        Refusing(real_client(aws, service, endpoint_url)) if service == "s3" else
-        real_client(aws, service, endpoint_url)))
+    answer_in_front_of_doctors(monkeypatch, "s3", head_bucket=head_bucket)
     code, checks = doctor(monkeypatch, capsys, world.env)
     assert code == 1
     assert not_ok(checks) == {"s3.bucket": "FAILED", "s3.write": "UNCHECKED", "s3.bucket_policy": "UNCHECKED"}
@@ -333,22 +311,14 @@ def test_a_probe_write_refused_under_the_configured_encryption_is_named(world, m
 
     from recsys_platform.lib.lake import S3Lake
 
+    def put_object(**request):
+        assert request.get("ServerSideEncryption") == "aws:kms"  # the lake's own encryption arguments
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "User is not authorized to perform: "
+                                                                        "kms:GenerateDataKey"},
+                           "ResponseMetadata": {"HTTPStatusCode": 403}}, "PutObject")
+
     real_client = S3Lake._client
-
-    class Refusing:
-        def __init__(self, s3):
-            self._s3 = s3
-
-        def __getattr__(self, name):
-            return getattr(self._s3, name)
-
-        def put_object(self, **request):
-            assert request.get("ServerSideEncryption") == "aws:kms"  # the lake's own encryption arguments
-            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "User is not authorized to perform: "
-                                                                            "kms:GenerateDataKey"},
-                               "ResponseMetadata": {"HTTPStatusCode": 403}}, "PutObject")
-
-    monkeypatch.setattr(S3Lake, "_client", lambda self: Refusing(real_client(self)))
+    monkeypatch.setattr(S3Lake, "_client", lambda self: Answering(real_client(self), put_object=put_object))
     code, checks = doctor(monkeypatch, capsys, world.env)
     assert code == 1
     assert not_ok(checks) == {"s3.write": "FAILED"}

@@ -99,16 +99,22 @@ def test_a_query_waits_while_another_process_holds_the_file(served):
     assert waited > 0.3  # the stand-in retried the lock instead of failing
 
 
-def test_a_file_held_past_the_lock_timeout_fails_the_query_naming_it_and_is_served_once_released(shop, tmp_path):
-    copy = tmp_path / "export_copy.duckdb"
-    shutil.copy(shop.export_db, copy)
+def test_a_file_held_past_the_lock_timeout_fails_the_query_naming_it_and_holds_nothing(shop, tmp_path):
+    """A query reads two served files; another process holds the second past the stand-in's lock timeout.
+    The query fails naming the wait, and the first file, already attached, is let go: another process can
+    write it at once. Once released, the held file is served."""
+    free, held = tmp_path / "a_product_db.duckdb", tmp_path / "b_export.duckdb"  # attached in this order
+    shutil.copy(shop.product_db, free)
+    shutil.copy(shop.export_db, held)
     holder = subprocess.Popen(
         [sys.executable, "-c", "import duckdb, sys\n"
-                               f"con = duckdb.connect({str(copy)!r})\n"
+                               f"con = duckdb.connect({str(held)!r})\n"
                                "print('locked', flush=True)\nsys.stdin.readline()\ncon.close()"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    sql = "SELECT COUNT(*) FROM `shop-held.analytics_123456789.events_20260302`"
-    with start_in_background(tmp_path / "state", projects={"shop-held": copy}, lock_timeout_seconds=0.5) as handle:
+    sql = ("SELECT (SELECT COUNT(*) FROM `shop-held.analytics_123456789.events_20260302`) "
+           "+ (SELECT COUNT(*) FROM `shop-free.product_db.orders`)")
+    with start_in_background(tmp_path / "state", projects={"shop-held": held, "shop-free": free},
+                             lock_timeout_seconds=0.5) as handle:
         key = handle.write_credentials(tmp_path / "key.json", "shop-held")
         with pytest.MonkeyPatch.context() as patch:
             for name, value in handle.client_environment(key).items():
@@ -116,10 +122,12 @@ def test_a_file_held_past_the_lock_timeout_fails_the_query_naming_it_and_is_serv
             with bigquery.Client(project="shop-held") as client:
                 try:
                     assert holder.stdout.readline().strip() == "locked"
-                    with pytest.raises(GoogleAPICallError, match="held by another process for over 0 s"):
+                    with pytest.raises(GoogleAPICallError, match="held by another process for over 0.5 s"):
                         client.query(sql, job_retry=None, retry=None).result(retry=None)
+                    subprocess.run([sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); "
+                                    "c.execute('CREATE TABLE elsewhere AS SELECT 1 AS n'); c.close()", str(free)],
+                                   check=True, capture_output=True, timeout=60)
                 finally:
                     holder.communicate("release\n", timeout=30)
-                # Nothing of the refused query stays attached: the released file is read at once.
                 (count,) = next(iter(client.query(sql).result()))
     assert count > 0

@@ -59,8 +59,8 @@ def to_duckdb(sql: str, physical: PhysicalName, list_tables: ListTables, params:
     """The DuckDB statement(s) for BigQuery `sql`; `list_tables` resolves wildcard tables.
 
     A wildcard is pruned by `@first_suffix`/`@last_suffix`, or by a list of suffixes when its own SELECT
-    filters `_TABLE_SUFFIX IN UNNEST(@<list>)` (a mix of daily and intraday tables; one list per GA4
-    property when a statement reads several)."""
+    filters `_TABLE_SUFFIX IN UNNEST(@<list>)` (one list per GA4 property and table kind when a statement
+    reads several)."""
     from sqlglot import exp
 
     params = params or {}

@@ -149,7 +149,7 @@ class Storage:
 
     def _held(self, error: Exception) -> BigQueryError:
         return BigQueryError("backendError", f"A DuckDB file is held by another process for over "
-                             f"{self.lock_timeout_seconds:.0f} s: {error}")
+                             f"{self.lock_timeout_seconds:g} s: {error}")
 
     def close(self) -> None:
         with self.lock:

@@ -1,9 +1,10 @@
 """BigQuery Standard SQL on DuckDB: what sqlglot's transpilation leaves to do.
 
-Three rewrites no library provides, each documented where it is: a wildcard table (`events_*` with
+Four rewrites no library provides, each documented where it is: a wildcard table (`events_*` with
 `_TABLE_SUFFIX`) becomes a union of the tables in range; GA4's `(SELECT … FROM UNNEST(params) …)` idiom
-becomes list functions; `CROSS JOIN UNNEST` becomes a select-list `UNNEST`. Everything else is sqlglot's
-BigQuery -> DuckDB transpilation. The platform's DuckDB warehouse and the BigQuery stand-in both use it.
+becomes list functions; `CROSS JOIN UNNEST` becomes a select-list `UNNEST`; a NUMERIC cast to STRING is
+written as BigQuery writes it. Everything else is sqlglot's BigQuery -> DuckDB transpilation. The
+platform's DuckDB warehouse and the BigQuery stand-in both use it.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ def to_duckdb_sql(tree: exp.Expression) -> str:
     """DuckDB SQL for a BigQuery syntax tree whose tables already name DuckDB catalogs and schemas."""
     _unnest_subqueries_to_list_functions(tree)
     _cross_join_unnest_to_select_list(tree)
+    _numeric_text_as_bigquery_writes_it(tree)
     return tree.sql("duckdb")
 
 
@@ -95,6 +97,28 @@ def _cross_join_unnest_to_select_list(tree: exp.Expression) -> None:
         )
         source.set("this", subquery)
         select.set("joins", None)
+
+
+def _numeric_text_as_bigquery_writes_it(tree: exp.Expression) -> None:
+    """`CAST(x AS STRING)` of a NUMERIC is its shortest decimal on BigQuery ("7", "1.5"); DuckDB writes every
+    digit of the DECIMAL's scale ("7.000000000"), so a NUMERIC key would never equal GA4's id "7". Only DuckDB
+    knows x's type, so the choice is left to it: `typeof(x)` is folded when the statement is planned, and a
+    cast of any other type stays the plain cast."""
+    import sqlglot
+    from sqlglot import exp
+
+    template = ("CASE WHEN TYPEOF(x) LIKE 'DECIMAL%' AND STRPOS(t, '.') > 0 THEN RTRIM(RTRIM(t, '0'), '.') "
+                "ELSE t END")
+    for cast in reversed(list(tree.find_all(exp.Cast))):  # innermost first
+        if not cast.to.is_type(exp.DataType.Type.TEXT, exp.DataType.Type.VARCHAR) \
+                or isinstance(cast.this, exp.Literal) or cast.this.meta.get("bigquery_text"):
+            continue  # a literal, or text already written as BigQuery writes it
+        value, text = cast.this.copy(), cast.copy()
+        written = sqlglot.parse_one(template, read="duckdb").transform(
+            lambda node: (value.copy() if node.name == "x" else text.copy())
+            if isinstance(node, exp.Column) and node.name in ("x", "t") else node)
+        written.meta["bigquery_text"] = True
+        cast.replace(written)
 
 
 def _unnest_subqueries_to_list_functions(tree: exp.Expression) -> None:

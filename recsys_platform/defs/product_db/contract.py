@@ -143,8 +143,7 @@ def _normalised(kind: str, source_type: str, column: exp.Expression) -> exp.Expr
         return exp.cast(column, exp.DataType.build(to, dialect="bigquery"))
 
     if kind in ("id", "text"):
-        if source_type in ("NUMERIC", "BIGNUMERIC"):
-            return _decimal_string(cast("STRING"))
+        # A NUMERIC key becomes "7", as BigQuery writes it, on DuckDB too (bigquery_on_duckdb.py).
         return column if source_type == "STRING" else cast("STRING")
     if kind == "number":
         return column if source_type == "FLOAT64" else cast("FLOAT64")
@@ -164,17 +163,6 @@ def _normalised(kind: str, source_type: str, column: exp.Expression) -> exp.Expr
         # DATETIME and DATE hold wall-clock time of the zone the contract names.
         return exp.Timestamp(this=column, zone=exp.Placeholder(this="replica_datetime_zone"))
     raise ValueError(f"unknown column kind {kind!r}")
-
-
-def _decimal_string(text: exp.Expression) -> exp.Expression:
-    """A NUMERIC key as BigQuery writes it (7, 1.5), whichever engine runs the SQL: DuckDB writes a DECIMAL
-    with all its scale's digits ("7.000000000"), which would never equal GA4's user_id "7". On BigQuery,
-    which writes no trailing zeros, this changes nothing."""
-    import sqlglot
-    from sqlglot import exp
-
-    template = sqlglot.parse_one("IF(STRPOS(t, '.') > 0, RTRIM(RTRIM(t, '0'), '.'), t)", read="bigquery")
-    return template.transform(lambda node: text.copy() if isinstance(node, exp.Column) and node.name == "t" else node)
 
 
 def shop_relation(logical: str, contract: ProductDbContract, column_types: dict[str, dict[str, str]]) -> exp.Subquery:

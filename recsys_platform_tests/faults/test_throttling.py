@@ -258,6 +258,11 @@ def test_a_403_on_head_fails_the_snapshot_naming_the_missing_permission_and_writ
     fill_warehouse(home, synthetic_interactions())
     monkeypatch.setenv("RECSYS_HOME", str(home))
     lake = s3_lake()
+
+    def stored() -> dict[str, str]:  # moto's state is per process: other tests' objects may be there
+        return {o["Key"]: o["ETag"] for o in direct.list_objects_v2(Bucket="shop-lake").get("Contents", [])}
+
+    before = stored()
     proxy.fail("HeadObject", "s3-403", None)
     refused = run_job(TRAINING, "2026-02-28", assets=["personalize_interactions_csv"],
                       resources={"lake": lake, "handoff_io_manager": LakeHandoffIOManager(lake=lake)})
@@ -265,7 +270,7 @@ def test_a_403_on_head_fails_the_snapshot_naming_the_missing_permission_and_writ
     message = refused.failure_message()
     assert "s3:ListBucket on arn:aws:s3:::shop-lake" in message and "(403)" in message, message
     assert proxy.failed["HeadObject"] >= 1 and not proxy.forwarded["PutObject"]
-    assert not direct.list_objects_v2(Bucket="shop-lake").get("Contents")
+    assert stored() == before
     proxy.clear()
     recovered = run_job(TRAINING, "2026-02-28", assets=["personalize_interactions_csv"],
                         resources={"lake": lake, "handoff_io_manager": LakeHandoffIOManager(lake=lake)})

@@ -22,6 +22,7 @@ import os
 import random
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -43,8 +44,15 @@ class FileLender:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._pid = os.getpid()
         self._idle: dict[tuple, list] = {}
+        _LENDERS.add(self)
+
+    def _start_afresh_after_fork(self) -> None:
+        # In a forked child the parent's databases belong to threads that were not forked, and a parent
+        # thread may have held the lock at the moment of the fork: both are left behind. The databases stay
+        # referenced, so that they are never closed from the child either.
+        self._lock = threading.Lock()
+        self._inherited, self._idle = self._idle, {}
 
     @contextmanager
     def attached(self, config: dict, files: Sequence[Attachment], lock_timeout_seconds: float,
@@ -56,7 +64,7 @@ class FileLender:
         deadline = time.monotonic() + lock_timeout_seconds
         delay = 0.05
         while True:
-            database = self._take(config)
+            database, owner = self._take(config), os.getpid()
             con = database.cursor()
             try:
                 for file in files:
@@ -64,7 +72,7 @@ class FileLender:
                     con.execute(f'ATTACH ? AS "{file.alias}"{mode}', [file.path or ":memory:"])
                 break
             except duckdb.IOException as error:
-                self._give_back(config, database, con, files)
+                self._give_back(config, database, owner, con, files)
                 if "lock" not in str(error).lower():
                     raise
                 if time.monotonic() > deadline:
@@ -74,19 +82,17 @@ class FileLender:
                 time.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 2.0)
             except BaseException:
-                self._give_back(config, database, con, files)
+                self._give_back(config, database, owner, con, files)
                 raise
         try:
             yield con
         finally:
-            self._give_back(config, database, con, files)
+            self._give_back(config, database, owner, con, files)
 
     def close(self) -> None:
         """Close this process's idle databases."""
         with self._lock:
             idle, self._idle = self._idle, {}
-            if self._pid != os.getpid():
-                return
         for databases in idle.values():
             for database in databases:
                 database.close()
@@ -96,9 +102,6 @@ class FileLender:
 
         key = _config_key(config)
         with self._lock:
-            if self._pid != os.getpid():
-                # Inherited from the parent: left unreferenced but never closed, since its threads are not ours.
-                self._pid, self._inherited, self._idle = os.getpid(), self._idle, {}
             idle = self._idle.setdefault(key, [])
             if idle:
                 return idle.pop()
@@ -108,7 +111,7 @@ class FileLender:
         database.execute("SET GLOBAL TimeZone = 'UTC'")
         return database
 
-    def _give_back(self, config: dict, database, con, files: Sequence[Attachment]) -> None:
+    def _give_back(self, config: dict, database, owner: int, con, files: Sequence[Attachment]) -> None:
         import duckdb
 
         try:
@@ -120,10 +123,22 @@ class FileLender:
             log.warning("a DuckDB file could not be detached; its database is closed", exc_info=True)
             database.close()
             return
+        if owner != os.getpid():
+            return  # borrowed by the parent before a fork: its threads are not ours
         with self._lock:
-            if self._pid == os.getpid():
-                self._idle.setdefault(_config_key(config), []).append(database)
+            self._idle.setdefault(_config_key(config), []).append(database)
 
 
 def _config_key(config: dict) -> tuple:
     return tuple(sorted(config.items()))
+
+
+_LENDERS: "weakref.WeakSet[FileLender]" = weakref.WeakSet()
+
+
+def _start_afresh_after_fork() -> None:
+    for lender in list(_LENDERS):
+        lender._start_afresh_after_fork()
+
+
+os.register_at_fork(after_in_child=_start_afresh_after_fork)

@@ -103,3 +103,18 @@ def test_a_forked_process_opens_its_own_databases(warehouse, created):
     child.join(60)
     assert child.exitcode == 0 and queue.get(timeout=5) == [1]
     assert warehouse.query("SELECT n FROM recsys.t").column("n").to_pylist() == [1]
+
+
+def test_a_process_forked_while_another_thread_borrows_a_database_opens_its_own(warehouse, created):
+    """A fork can land while another thread of the parent holds the lender's lock (a step's helper thread
+    borrowing a database): the child must not wait for a thread it does not have."""
+    warehouse.query("CREATE TABLE recsys.t AS SELECT 1 AS n")
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    with duckdb_engine._DATABASES._lock:  # held, as that other thread would, at the moment of the fork
+        child = context.Process(target=_query_in_child, args=(warehouse, queue))
+        child.start()
+    child.join(30)
+    if child.exitcode is None:
+        child.kill()
+    assert child.exitcode == 0 and queue.get(timeout=5) == [1]

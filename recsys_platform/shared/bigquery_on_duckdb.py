@@ -107,14 +107,14 @@ def _numeric_text_as_bigquery_writes_it(tree: exp.Expression) -> None:
     import sqlglot
     from sqlglot import exp
 
-    template = ("CASE WHEN TYPEOF(x) LIKE 'DECIMAL%' AND STRPOS(t, '.') > 0 THEN RTRIM(RTRIM(t, '0'), '.') "
-                "ELSE t END")
+    template = sqlglot.parse_one("CASE WHEN TYPEOF(x) LIKE 'DECIMAL%' AND STRPOS(t, '.') > 0 "
+                                 "THEN RTRIM(RTRIM(t, '0'), '.') ELSE t END", read="duckdb")
     for cast in reversed(list(tree.find_all(exp.Cast))):  # innermost first
         if not cast.to.is_type(exp.DataType.Type.TEXT, exp.DataType.Type.VARCHAR) \
                 or isinstance(cast.this, exp.Literal) or cast.this.meta.get("bigquery_text"):
             continue  # a literal, or text already written as BigQuery writes it
         value, text = cast.this.copy(), cast.copy()
-        written = sqlglot.parse_one(template, read="duckdb").transform(
+        written = template.transform(
             lambda node: (value.copy() if node.name == "x" else text.copy())
             if isinstance(node, exp.Column) and node.name in ("x", "t") else node)
         written.meta["bigquery_text"] = True

@@ -8,9 +8,9 @@ file the attach is retried with jittered backoff until a deadline.
 
 A call made while another is open (a generator still reading, another thread) borrows a second database,
 where DuckDB refuses to attach writable a file this process already has attached (and to attach at all one
-it has attached writable), as it refuses a second connection.
-A database whose files cannot all be detached is closed, never lent again. Databases are per process: a
-forked child starts without any (it must not touch its parent's threads).
+it has attached writable), as it refuses a second connection. A database whose files cannot all be detached
+is closed, never lent again. Databases are per process: a forked child starts without any (it must not
+touch its parent's threads).
 
 No library lends DuckDB databases with per-call attachments, so this is written here.
 """

@@ -29,7 +29,9 @@ from recsys_platform.defs.product_db.contract import ProductDbContract, contract
 from recsys_platform.lib.partitions import PartitionRange, partition_range
 from recsys_platform.lib.sql_files import read_sql
 from recsys_platform.lib.table_stats import preview, rows_per_day
+from recsys_platform.lib.warehouse.dialect import SUFFIX_COLUMN
 from recsys_platform.lib.warehouse.export_tables import (
+    EXPORT_TABLE_PREFIX,
     SOURCE_PREFERENCE,
     DaySource,
     ExportDrift,
@@ -61,9 +63,6 @@ OPTIONAL_EXPORT_COLUMNS = {
 }
 # Parameters of the export read that are one read's: each copy of the read binds its own.
 PER_READ_PARAMS = ("table_suffixes", "property_id")
-# The table prefix the export read's SQL names (`events_*`): `_TABLE_SUFFIX` and `source_table` are relative to it.
-EXPORT_PREFIX = "events_"
-SUFFIX_COLUMN = "_TABLE_SUFFIX"
 DROP_REASONS = ("dropped_erased_on_request", "dropped_without_timestamp", "dropped_without_event_name", "dropped_malformed_event_date",
                 "dropped_implausible_timestamp", "dropped_outside_partition")
 
@@ -203,7 +202,7 @@ def merge_sql(name: str, reads: list[ExportRead]) -> str:
     tree = sqlglot.parse_one(read_sql(__file__, name), read="bigquery")
     export_read = next(
         select for select in tree.find_all(exp.Select)
-        if any(table.name == f"{EXPORT_PREFIX}*" for table in select.args["from_"].find_all(exp.Table))
+        if any(table.name == f"{EXPORT_TABLE_PREFIX}*" for table in select.args["from_"].find_all(exp.Table))
         and isinstance(select.args["from_"].this, exp.Table)
     )
     copies = [_export_copy(export_read, read) for read in reads]
@@ -219,7 +218,7 @@ def _export_copy(export_read: "exp.Select", read: ExportRead) -> "exp.Select":
     table.set("db", exp.to_identifier(export_dataset_name(read.property_id)))
     table.set("this", exp.to_identifier(f"{read.prefix}*", quoted=True))
     # `_TABLE_SUFFIX` is relative to the read's prefix; `source_table` stays the table's suffix under `events_*`.
-    stem = read.prefix[len(EXPORT_PREFIX):]
+    stem = read.prefix[len(EXPORT_TABLE_PREFIX):]
     if stem:
         for projection in copy.expressions:
             if isinstance(projection, exp.Alias) and isinstance(projection.this, exp.Column) \

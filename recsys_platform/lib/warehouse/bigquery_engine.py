@@ -27,6 +27,7 @@ from sqlglot import exp
 from recsys_platform.lib.sql_files import validate_identifier
 from recsys_platform.lib.warehouse.dialect import LOGICAL_DATASETS, to_bigquery
 from recsys_platform.lib.warehouse.export_tables import (
+    EXPORT_TABLE_PREFIX,
     ExportListing,
     export_dataset_name,
     list_export_tables_sql,
@@ -228,7 +229,7 @@ class BigQueryWarehouse(Warehouse):
             return {table_id: {field.name for field in client.get_table(f"{project}.{dataset}.{table_id}").schema}
                     for table_id in table_ids}
 
-    def wildcard_columns(self, property_id=None, prefix="events_") -> set[str] | None:
+    def wildcard_columns(self, property_id=None, prefix=EXPORT_TABLE_PREFIX) -> set[str] | None:
         from google.cloud import bigquery
 
         logical = export_dataset_name(self._export_property(property_id))

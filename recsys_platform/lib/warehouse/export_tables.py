@@ -22,6 +22,8 @@ from zoneinfo import ZoneInfo
 DAILY, FRESH, INTRADAY = "daily", "fresh", "intraday"
 # The order in which a day's sources are preferred: the daily table is the complete, final copy.
 SOURCE_PREFERENCE = (DAILY, FRESH, INTRADAY)
+# What every export table's name starts with: `_TABLE_SUFFIX` under the wildcard `events_*` is the rest.
+EXPORT_TABLE_PREFIX = "events_"
 _EVENTS_TABLE = re.compile(r"^events_(?:(intraday|fresh)_)?(\d{8})$")
 
 _PROPERTY_ID = re.compile(r"^[0-9]+$")
@@ -75,7 +77,7 @@ class ExportTable:
     @property
     def suffix(self) -> str:
         """What `_TABLE_SUFFIX` is for this table under the wildcard `events_*`."""
-        return self.table_id[len("events_"):]
+        return self.table_id[len(EXPORT_TABLE_PREFIX):]
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from pydantic import Field, PrivateAttr
 
 from recsys_platform.lib.sql_files import validate_identifier
 from recsys_platform.lib.warehouse.dialect import PROPERTY_DATASET
-from recsys_platform.lib.warehouse.export_tables import ExportListing, export_dataset_name
+from recsys_platform.lib.warehouse.export_tables import EXPORT_TABLE_PREFIX, ExportListing, export_dataset_name
 
 
 
@@ -171,7 +171,7 @@ class Warehouse(ConfigurableResource):
     def export_columns(self, table_ids: Sequence[str], property_id: str | None = None) -> dict[str, set[str]]:
         """Top-level column names of each named export table of a property (default: the first)."""
 
-    def wildcard_columns(self, property_id: str | None = None, prefix: str = "events_") -> set[str] | None:
+    def wildcard_columns(self, property_id: str | None = None, prefix: str = EXPORT_TABLE_PREFIX) -> set[str] | None:
         """The columns a read of the wildcard `<prefix>*` in a property's export dataset has whatever tables it
         selects, or None when a read has the columns of the tables it selects (DuckDB). BigQuery gives a
         wildcard the schema of the newest table its prefix matches, with NULL where an older table lacks a
